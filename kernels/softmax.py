@@ -1,0 +1,61 @@
+"""Softmax and the fused, numerically stable softmax cross-entropy with integer labels.
+
+logits (n, k) float, labels (n,) integers in [0, k). Each row is shifted by its maximum before
+exp, and the log-sum-exp is accumulated in float64, so no logit overflows.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, error_model="numpy")
+def softmax(logits):
+    """Row-wise probabilities (n, k), of the logits' dtype."""
+    n, k = logits.shape
+    probs = np.empty_like(logits)
+    for i in range(n):
+        top = logits[i, 0]
+        for j in range(1, k):
+            top = max(top, logits[i, j])
+        total = 0.0
+        for j in range(k):
+            e = math.exp(logits[i, j] - top)
+            probs[i, j] = e
+            total += e
+        for j in range(k):
+            probs[i, j] = probs[i, j] / total
+    return probs
+
+
+@njit(cache=True, error_model="numpy")
+def softmax_cross_entropy(logits, labels):
+    """Mean cross-entropy of softmax(logits) against labels, its gradient, and the hit count.
+
+    Returns (loss: float, dlogits (n, k) of the logits' dtype = (softmax - onehot) / n,
+    correct: int, the rows whose first maximal logit is the label).
+    """
+    n, k = logits.shape
+    dlogits = np.empty_like(logits)
+    loss = 0.0
+    correct = 0
+    scale = 1.0 / n
+    for i in range(n):
+        top = logits[i, 0]
+        best = 0
+        for j in range(1, k):
+            if logits[i, j] > top:
+                top = logits[i, j]
+                best = j
+        total = 0.0
+        for j in range(k):
+            total += math.exp(logits[i, j] - top)
+        label = labels[i]
+        loss += top + math.log(total) - logits[i, label]
+        for j in range(k):
+            dlogits[i, j] = math.exp(logits[i, j] - top) / total * scale
+        dlogits[i, label] -= scale
+        if best == label:
+            correct += 1
+    return loss * scale, dlogits, correct

@@ -1,0 +1,195 @@
+"""A multilayer perceptron as a spec plus a flat parameter dict.
+
+The network is ``inputs -> hidden layers (size, activation each) -> outputs`` with softmax
+fused into the loss. Layer ``i`` owns ``dense{i}.W`` (in, out) and ``dense{i}.b`` (out,); the
+output layer is the last ``dense``. Inputs to ``forward``/``value_and_grad`` are already
+normalized (``normalize``); ``predict_proba`` takes raw [0, 1] images and normalizes them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from . import ops
+from .kernels import softmax as _softmax
+
+INITS = ("auto", "he", "glorot", "normal")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Architecture: hidden sizes with one activation each, leaky_relu's alpha, input scaling."""
+
+    hidden: tuple[int, ...] = (128,)
+    activations: tuple[str, ...] = ("relu",)
+    alpha: float = 0.1
+    inputs: int = 784
+    outputs: int = 10
+    input_mean: float = 0.0
+    input_std: float = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        acts = tuple(self.activations)
+        if len(acts) == 1 and len(self.hidden) > 1:
+            acts = acts * len(self.hidden)
+        object.__setattr__(self, "activations", acts)
+        bad = [h for h in self.hidden if h <= 0]
+        if bad:
+            raise ValueError(f"hidden layer sizes must be positive, got {bad[0]}")
+        if len(acts) != len(self.hidden):
+            raise ValueError(
+                f"got {len(acts)} activations for {len(self.hidden)} hidden layers: "
+                "give one for all layers or one per layer"
+            )
+        for a in acts:
+            ops.activation_code(a)
+        if not (math.isfinite(self.alpha) and self.alpha >= 0):
+            raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha}")
+        if not self.input_std > 0:
+            raise ValueError(f"input_std must be positive, got {self.input_std}")
+
+    def layers(self) -> list[tuple[str, int, int, str]]:
+        """(name, fan_in, fan_out, activation) per dense layer, the output layer last."""
+        sizes = (self.inputs, *self.hidden, self.outputs)
+        acts = (*self.activations, ops.IDENTITY)
+        return [(f"dense{i}", sizes[i], sizes[i + 1], acts[i]) for i in range(len(acts))]
+
+    def n_params(self) -> int:
+        return sum(i * o + o for _, i, o, _ in self.layers())
+
+    def describe(self) -> str:
+        """e.g. ``784-128relu-10``."""
+        mid = [f"{h}{a}" for h, a in zip(self.hidden, self.activations)]
+        return "-".join([str(self.inputs), *mid, str(self.outputs)])
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        d["activations"] = list(self.activations)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "ModelSpec":
+        names = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown model spec fields: {', '.join(sorted(unknown))}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def init_params(spec: ModelSpec, rng: np.random.Generator, init: str = "auto", dtype=np.float32) -> dict:
+    """Fresh parameters: {"dense{i}.W": (in, out), "dense{i}.b": zeros (out,)}.
+
+    ``auto`` picks He uniform for the relu family and Glorot uniform for sigmoid, tanh and
+    the output layer (Keras's ``he_uniform`` / ``glorot_uniform``); ``normal`` is the
+    standard normal of the original student project.
+    """
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}: expected one of {', '.join(INITS)}")
+    params = {}
+    for name, fan_in, fan_out, act in spec.layers():
+        family = init
+        if init == "auto":
+            family = ops.ACTIVATIONS[act].init if act in ops.ACTIVATIONS else "glorot"
+        if family == "normal":
+            w = rng.standard_normal((fan_in, fan_out))
+        else:
+            limit = math.sqrt(6.0 / fan_in) if family == "he" else math.sqrt(6.0 / (fan_in + fan_out))
+            w = rng.uniform(-limit, limit, (fan_in, fan_out))
+        params[name + ".W"] = np.ascontiguousarray(w, dtype=dtype)
+        params[name + ".b"] = np.zeros(fan_out, dtype=dtype)
+    return params
+
+
+def check_params(spec: ModelSpec, params: dict) -> None:
+    """Raise ValueError unless params has exactly the spec's keys and shapes."""
+    expected = {}
+    for name, fan_in, fan_out, _ in spec.layers():
+        expected[name + ".W"] = (fan_in, fan_out)
+        expected[name + ".b"] = (fan_out,)
+    missing = sorted(set(expected) - set(params))
+    extra = sorted(set(params) - set(expected))
+    if missing or extra:
+        raise ValueError(f"parameters do not fit the model: missing {missing}, extra {extra}")
+    for key, shape in expected.items():
+        if params[key].shape != shape:
+            raise ValueError(f"parameter {key} has shape {params[key].shape}, expected {shape}")
+
+
+def normalize(spec: ModelSpec, images: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """Raw [0, 1] images (n, 784) -> the network's inputs, (x - mean) / std, C-contiguous."""
+    x = (np.asarray(images, dtype=dtype) - dtype(spec.input_mean)) / dtype(spec.input_std)
+    return np.ascontiguousarray(x)
+
+
+def forward(spec: ModelSpec, params: dict, x: np.ndarray):
+    """Logits (n, outputs) of normalized inputs x (n, inputs), and the caches for backward."""
+    caches = []
+    h = x
+    for name, _, _, act in spec.layers():
+        h, cache = ops.dense_forward(params, name, h, act, spec.alpha)
+        caches.append(cache)
+    return h, caches
+
+
+def backward(spec: ModelSpec, params: dict, caches: list, dlogits: np.ndarray) -> dict:
+    """Parameter gradients from the loss gradient at the logits; summed where keys repeat."""
+    grads: dict = {}
+    dy = dlogits
+    for i in range(len(caches) - 1, -1, -1):
+        dy, g = ops.dense_backward(params, caches[i], dy, need_dx=i > 0)
+        for key, value in g.items():
+            if key in grads:
+                grads[key] += value
+            else:
+                grads[key] = value
+    return grads
+
+
+def loss_grads_correct(spec: ModelSpec, params: dict, x: np.ndarray, labels: np.ndarray):
+    """The training step's work: (mean loss, grads, number of correct predictions).
+
+    Unvalidated: labels must be int64 in [0, outputs) and x C-contiguous of the params' dtype.
+    """
+    logits, caches = forward(spec, params, x)
+    loss, dlogits, correct = _softmax.softmax_cross_entropy(logits, labels)
+    return loss, backward(spec, params, caches, dlogits), correct
+
+
+def value_and_grad(spec: ModelSpec, params: dict, x: np.ndarray, labels: np.ndarray):
+    """Mean softmax cross-entropy of the network on (x (n, inputs), labels (n,)) and its
+    gradient with respect to every parameter: (loss: float, grads: dict like params)."""
+    check_params(spec, params)
+    dtype = params["dense0.W"].dtype
+    x = np.ascontiguousarray(x, dtype=dtype)
+    if x.ndim != 2 or x.shape[1] != spec.inputs:
+        raise ValueError(f"value_and_grad: expected x of shape (n, {spec.inputs}), got {x.shape}")
+    logits, caches = forward(spec, params, x)
+    loss, dlogits = ops.softmax_cross_entropy(logits, labels)
+    return loss, backward(spec, params, caches, dlogits)
+
+
+def predict_proba(spec: ModelSpec, params: dict, images: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """Class probabilities (n, outputs) float32 for raw [0, 1] images (n, inputs) or one (inputs,)."""
+    images = np.asarray(images)
+    single = images.ndim == 1
+    if single:
+        images = images[None, :]
+    if images.ndim != 2 or images.shape[1] != spec.inputs:
+        raise ValueError(f"predict: expected images of shape (n, {spec.inputs}), got {images.shape}")
+    dtype = params["dense0.W"].dtype.type
+    out = np.empty((len(images), spec.outputs), dtype=dtype)
+    for start in range(0, len(images), batch_size):
+        x = normalize(spec, images[start : start + batch_size], dtype)
+        logits, _ = forward(spec, params, x)
+        out[start : start + batch_size] = _softmax.softmax(logits)
+    return out[0] if single else out
+
+
+def predict(spec: ModelSpec, params: dict, images: np.ndarray) -> np.ndarray:
+    """Predicted labels (n,) int64 for raw [0, 1] images (n, inputs)."""
+    return np.argmax(predict_proba(spec, params, images), axis=-1)
