@@ -1,0 +1,161 @@
+"""Options shared by the commands that build and train a network (train, compare, bench, sweep),
+and the small printing helpers they share. Nothing heavy is imported at module level."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+# The registry lives in the library (tinygrad_digits.ops.ACTIVATIONS); it is listed here too so
+# that --help needs no Numba import. tests/test_cli.py checks that the two agree.
+ACTIVATION_NAMES = ("relu", "leaky_relu", "sigmoid", "tanh")
+OPTIMIZER_NAMES = ("sgd", "momentum", "adam")
+SCHEDULE_NAMES = ("constant", "cosine")
+INIT_NAMES = ("auto", "he", "glorot", "normal")
+
+
+def parse_hidden(values) -> tuple[int, ...]:
+    """'--hidden 128 --hidden 64', '--hidden 128,64' or '--hidden 128x64' -> (128, 64)."""
+    sizes = []
+    for value in values:
+        for part in str(value).replace("x", ",").split(","):
+            part = part.strip()
+            if not part:
+                continue
+            try:
+                size = int(part)
+            except ValueError:
+                raise click.BadParameter(f"expected positive integers, got {part!r}", param_hint="--hidden") from None
+            if size <= 0:
+                raise click.BadParameter(f"layer sizes must be positive, got {size}", param_hint="--hidden")
+            sizes.append(size)
+    if not sizes:
+        raise click.BadParameter("give at least one hidden layer size", param_hint="--hidden")
+    return tuple(sizes)
+
+
+def parse_acts(values, layers: int) -> tuple[str, ...]:
+    """'--act relu' (all layers) or one per layer, repeated or comma-separated."""
+    acts = [a.strip() for value in values for a in str(value).split(",") if a.strip()]
+    for a in acts:
+        if a not in ACTIVATION_NAMES:
+            raise click.BadParameter(
+                f"unknown activation {a!r}: expected one of {', '.join(ACTIVATION_NAMES)}", param_hint="--act"
+            )
+    if len(acts) == 1:
+        acts = acts * layers
+    if len(acts) != layers:
+        raise click.BadParameter(
+            f"{len(acts)} activations for {layers} hidden layers: give one for all or one per layer",
+            param_hint="--act",
+        )
+    return tuple(acts)
+
+
+def build_spec_args(hidden, act, alpha) -> dict:
+    sizes = parse_hidden(hidden)
+    return {"hidden": sizes, "activations": parse_acts(act, len(sizes)), "alpha": alpha}
+
+
+def _stack(*decorators):
+    def apply(f):
+        for d in reversed(decorators):
+            f = d(f)
+        return f
+
+    return apply
+
+
+architecture_options = _stack(
+    click.option("--hidden", multiple=True, default=("128",), show_default=True,
+                 help="Hidden layer sizes: repeat the option or give a list (128,64 or 128x64)."),
+    click.option("--act", multiple=True, default=("relu",), show_default=True,
+                 help=f"Hidden activation, one for all layers or one per layer: {', '.join(ACTIVATION_NAMES)}."),
+    click.option("--alpha", type=click.FloatRange(min=0), default=0.1, show_default=True,
+                 help="Negative slope of leaky_relu."),
+    click.option("--init", type=click.Choice(INIT_NAMES), default="auto", show_default=True,
+                 help="Weight init: auto (He for the relu family, Glorot otherwise), he, glorot, normal."),
+)
+
+training_options = _stack(
+    click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Passes over the training set."),
+    click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Mini-batch size."),
+    click.option("--optimizer", type=click.Choice(OPTIMIZER_NAMES), default="adam", show_default=True,
+                 help="Update rule."),
+    click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+                 help="Learning rate (default: adam 0.002, momentum 0.05, sgd 0.1)."),
+    click.option("--schedule", type=click.Choice(SCHEDULE_NAMES), default="cosine", show_default=True,
+                 help="Learning-rate schedule over the whole run."),
+    click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True,
+                 help="L2 weight decay on the weights."),
+    click.option("--seed", type=int, default=0, show_default=True,
+                 help="Seed of the init, the batch order and the train/validation split."),
+    click.option("--train-size", type=click.IntRange(min=1), default=None,
+                 help="Train on the first N of the 48,000 training images (quick runs)."),
+)
+
+data_option = click.option(
+    "--data", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Directory with the four MNIST .gz files (default: $DIGITS_DATA, the checkout's data/mnist, "
+         "the per-user cache, else download).",
+)
+
+
+def load_data(data_dir, seed: int, as_json: bool):
+    """The 48k/12k/10k splits, with a download progress line on stderr when one is needed."""
+    from tinygrad_digits import data
+
+    shown = {}
+
+    def progress(name, done, total):
+        if name not in shown:
+            shown[name] = True
+            click.echo(f"downloading {name}" + (f" ({total / 1e6:.1f} MB)" if total else ""), err=True)
+
+    return data.load_splits(data_dir, seed=seed, progress=progress)
+
+
+def announce_compile(as_json: bool) -> None:
+    """Compile (or load from the cache) the kernels now, saying so when it is the first time."""
+    from tinygrad_digits import warmup
+
+    if not warmup.kernels_cached():
+        click.echo("compiling kernels (first run only)...", err=True)
+    warmup.warm_up()
+
+
+class EpochProgress:
+    """A progress bar within each epoch on a terminal, and one plain line per epoch always."""
+
+    def __init__(self, as_json: bool, epochs: int):
+        self.as_json = as_json
+        self.epochs = epochs
+        self.bar = None
+        self.interactive = sys.stderr.isatty()
+
+    def batch(self, step: int, steps: int) -> None:
+        if not self.interactive:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=steps, file=sys.stderr, label="training", width=30)
+            self.bar.__enter__()
+        self.bar.update(1)
+
+    def epoch(self, record: dict, params) -> None:
+        self.close()
+        line = (
+            f"epoch {record['epoch']:>{len(str(self.epochs))}}/{self.epochs}  "
+            f"train loss {record['train_loss']:.4f} acc {100 * record['train_accuracy']:.2f}%  "
+            f"val loss {record['val_loss']:.4f} acc {100 * record['val_accuracy']:.2f}%  "
+            f"{record['seconds']:.2f} s"
+        )
+        click.echo(line, err=self.as_json)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+

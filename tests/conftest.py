@@ -1,0 +1,44 @@
+"""Shared fixtures: a seeded rng, tiny real MNIST data, and a private per-user home.
+
+Every test runs with XDG_DATA_HOME pointing into its own temporary directory, so no test
+reads or writes the real per-user models. The Numba kernel cache is shared across the run
+(one compile per session), in a directory of the test session.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MNIST_DIR = ROOT / "data" / "mnist"
+
+if not os.environ.get("NUMBA_CACHE_DIR"):
+    os.environ["NUMBA_CACHE_DIR"] = str(Path(tempfile.gettempdir()) / "tinygrad-digits-test-numba-cache")
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path, monkeypatch):
+    """Per-user directories inside the test's tmp_path; no download mirror is reachable."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("DIGITS_MNIST_MIRRORS", "http://127.0.0.1:9/")
+    monkeypatch.delenv("DIGITS_DATA", raising=False)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def mnist_splits():
+    """The real 48k/12k/10k splits with seed 0, read once per test session."""
+    from tinygrad_digits.data import load_splits
+
+    return load_splits(MNIST_DIR, seed=0)

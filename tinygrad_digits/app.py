@@ -1,0 +1,148 @@
+"""Application logic behind the CLI: one training run from options to a saved model file.
+
+The CLI stays thin: it parses options into a ``TrainRun``, calls ``train_and_save`` with its
+progress callbacks, and prints what comes back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import paths
+
+INPUT_SCALING = "standardize"  # inputs are shifted and scaled by the training set's pixel mean/std
+
+
+@dataclass(frozen=True)
+class TrainRun:
+    """Everything that defines a training run, as the CLI's options give it."""
+
+    spec_args: dict = field(default_factory=lambda: {"hidden": (128,), "activations": ("relu",), "alpha": 0.1})
+    init: str = "auto"
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "adam"
+    learning_rate: float | None = None
+    schedule: str = "cosine"
+    weight_decay: float = 0.0
+    seed: int = 0
+    train_size: int | None = None
+
+    def config(self) -> dict:
+        d = asdict(self)
+        d["spec_args"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.spec_args.items()}
+        return d
+
+
+def default_model_path(run: TrainRun) -> Path:
+    """``<models dir>/mlp-<architecture>.npz``, e.g. mlp-784-128relu-10.npz."""
+    from .model import ModelSpec
+
+    return paths.models_dir() / f"mlp-{ModelSpec(**run.spec_args).describe()}.npz"
+
+
+def resolve_model(path: str | Path | None) -> Path:
+    """The given model path, or the most recently written model in the models directory."""
+    if path is not None:
+        return Path(path)
+    candidates = sorted(paths.models_dir().glob("*.npz"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise FileNotFoundError(
+            f"no trained model in {paths.models_dir()}: run 'digits train' first or pass a model file"
+        )
+    return candidates[-1]
+
+
+def train_and_save(run: TrainRun, splits, out: str | Path, on_batch=None, on_epoch=None) -> dict:
+    """Build, train and save one model; the file is rewritten atomically after every epoch.
+
+    Returns {"spec", "result" (TrainResult), "metrics" (test metrics; {} if nothing trained),
+    "saved" (bool), "config"}. An interrupted run saves what it trained so far; a diverged run
+    keeps the checkpoint of its last good epoch.
+    """
+    from . import metrics as metrics_mod
+    from . import model as M
+    from . import optimizers as O
+    from . import train as T
+    from .modelfile import save_model
+
+    out = Path(out)
+    x_train, y_train = splits.x_train, splits.y_train
+    if run.train_size is not None:
+        x_train, y_train = x_train[: run.train_size], y_train[: run.train_size]
+    mean, std = float(x_train.mean()), float(x_train.std())
+    spec = M.ModelSpec(**run.spec_args, input_mean=mean, input_std=std)
+    params = M.init_params(spec, np.random.default_rng(run.seed), run.init)
+    config = T.TrainConfig(epochs=run.epochs, batch_size=run.batch_size, seed=run.seed)
+    optimizer = O.OptimizerConfig(
+        run.optimizer, run.learning_rate, run.schedule,
+        total_steps=run.epochs * T.steps_per_epoch(len(x_train), run.batch_size),
+        weight_decay=run.weight_decay,
+    )
+    meta = {
+        "training": {**run.config(), "learning_rate": optimizer.learning_rate, "split_seed": splits.seed,
+                     "input_scaling": INPUT_SCALING, "optimizer_config": optimizer.to_json()},
+    }
+    saved = {"any": False}
+
+    def checkpoint(record, params):
+        saved["any"] = True
+        save_model(out, spec, params, {**meta, "history": history, "epochs_done": record["epoch"]})
+        if on_epoch is not None:
+            on_epoch(record, params)
+
+    history: list = []
+    result = T.train(
+        spec, params, M.normalize(spec, x_train), y_train, M.normalize(spec, splits.x_val), splits.y_val,
+        config, optimizer, on_batch=on_batch,
+        on_epoch=lambda record, p: (history.append(record), checkpoint(record, p)),
+    )
+    metrics = {}
+    interrupted = bool(result.stopped and result.stopped.startswith("interrupted"))
+    if result.history or interrupted:
+        metrics = metrics_mod.evaluate(spec, params, splits.x_test, splits.y_test)
+        last = result.history[-1] if result.history else {}
+        summary = {
+            "test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"],
+            "val_accuracy": last.get("val_accuracy"), "val_loss": last.get("val_loss"),
+        }
+        if not (result.stopped and result.stopped.startswith("diverged")):
+            save_model(out, spec, params, {**meta, "history": history, "metrics": summary,
+                                           "epochs_done": len(history), "stopped": result.stopped})
+            saved["any"] = True
+    return {"spec": spec, "result": result, "metrics": metrics, "saved": saved["any"], "config": meta["training"]}
+
+
+def train_report(outcome: dict, out: Path) -> dict:
+    """The JSON object of ``digits train --json``."""
+    history = outcome["result"].history
+    seconds = [r["seconds"] for r in history]
+    metrics = outcome["metrics"]
+    return {
+        "config": outcome["config"],
+        "spec": outcome["spec"].to_json(),
+        "history": history,
+        "test_accuracy": metrics.get("accuracy"),
+        "test_loss": metrics.get("loss"),
+        "per_digit_accuracy": metrics.get("per_digit_accuracy"),
+        "seconds_per_epoch": seconds,
+        "median_seconds_per_epoch": float(np.median(seconds)) if seconds else math.nan,
+        "model": str(out),
+        "plot": outcome.get("plot"),
+        "stopped": outcome["result"].stopped,
+    }
+
+
+def format_confusion(confusion) -> str:
+    """A fixed-width text table of a confusion matrix (rows true, columns predicted)."""
+    k = len(confusion)
+    width = max(4, max(len(str(v)) for row in confusion for v in row) + 1)
+    lines = ["confusion matrix (rows: true digit, columns: predicted)"]
+    lines.append("     " + "".join(f"{j:>{width}}" for j in range(k)))
+    for i, row in enumerate(confusion):
+        lines.append(f"  {i}: " + "".join(f"{v:>{width}}" for v in row))
+    return "\n".join(lines)

@@ -1,0 +1,46 @@
+"""Classification metrics over integer labels: accuracy, confusion matrix, per-class accuracy.
+
+Labels and predictions are 1-D integer arrays of equal length with values in [0, classes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int = 10) -> np.ndarray:
+    """(classes, classes) int64 counts: row = true label, column = prediction."""
+    labels = np.asarray(labels, dtype=np.int64)
+    predictions = np.asarray(predictions, dtype=np.int64)
+    if labels.shape != predictions.shape:
+        raise ValueError(f"confusion_matrix: {labels.shape} labels but {predictions.shape} predictions")
+    return np.bincount(labels * classes + predictions, minlength=classes * classes).reshape(classes, classes)
+
+
+def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
+    """(classes,) float64: the diagonal over the row sums (nan for a class with no samples)."""
+    totals = confusion.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.diag(confusion) / totals
+
+
+def evaluate(spec, params, images: np.ndarray, labels: np.ndarray) -> dict:
+    """Loss, accuracy, per-digit accuracy and confusion matrix of a model on raw [0, 1] images.
+
+    images (n, inputs), labels (n,). Returns plain Python types, ready for JSON.
+    """
+    from . import model as M
+    from .train import evaluate_loss_accuracy
+
+    labels = np.asarray(labels, dtype=np.int64)
+    dtype = params["dense0.W"].dtype.type
+    x = M.normalize(spec, images, dtype)
+    loss, accuracy = evaluate_loss_accuracy(spec, params, x, labels)
+    predictions = np.argmax(M.predict_proba(spec, params, images), axis=1)
+    confusion = confusion_matrix(labels, predictions, spec.outputs)
+    return {
+        "loss": float(loss),
+        "accuracy": float(accuracy),
+        "per_digit_accuracy": [float(a) for a in per_class_accuracy(confusion)],
+        "confusion": confusion.tolist(),
+    }

@@ -1,0 +1,40 @@
+"""Kernel compilation up front: know whether the Numba cache is warm, and fill it.
+
+The first run compiles every kernel (seconds); later runs load them from the per-user cache
+(``NUMBA_CACHE_DIR``, set in ``tinygrad_digits/__init__``). Warming up before training keeps
+the compile out of the first epoch's timing and lets the CLI say what it is doing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+KERNEL_MODULES = ("activations", "dense", "softmax", "optim")
+
+
+def kernels_cached() -> bool:
+    """True when the cache holds an index for every kernel module (a cold cache compiles)."""
+    root = Path(os.environ.get("NUMBA_CACHE_DIR", ""))
+    if not root.is_dir():
+        return False
+    found = {p.name.split(".")[0] for p in root.rglob("*.nbi")}
+    return all(name in found for name in KERNEL_MODULES)
+
+
+def warm_up(dtype=np.float32) -> None:
+    """Call every kernel once on tiny arrays of ``dtype`` (compiling or loading it)."""
+    from . import model as M
+    from . import optimizers as O
+
+    spec = M.ModelSpec(hidden=(3,), activations=("relu",))
+    params = M.init_params(spec, np.random.default_rng(0), dtype=dtype)
+    x = np.zeros((2, spec.inputs), dtype=dtype)
+    labels = np.zeros(2, dtype=np.int64)
+    _, grads, _ = M.loss_grads_correct(spec, params, x, labels)
+    for name in ("sgd", "momentum", "adam"):
+        config = O.OptimizerConfig(name)
+        O.update(config, params, grads, O.init(config, params))
+    M.predict_proba(spec, params, np.zeros((1, spec.inputs)))
