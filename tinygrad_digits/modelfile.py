@@ -71,6 +71,8 @@ def load_model(path: str | Path) -> tuple[ModelSpec, dict, dict]:
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path}: not a model file (expected an .npz archive written by 'digits train')")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
