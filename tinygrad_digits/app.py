@@ -28,7 +28,7 @@ class TrainRun:
     optimizer: str = "adam"
     learning_rate: float | None = None
     schedule: str = "cosine"
-    weight_decay: float = 0.0
+    weight_decay: float = 3e-4
     seed: int = 0
     train_size: int | None = None
 
