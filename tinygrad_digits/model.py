@@ -33,7 +33,7 @@ class ModelSpec:
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        acts = tuple(self.activations)
+        acts = (self.activations,) if isinstance(self.activations, str) else tuple(self.activations)
         if len(acts) == 1 and len(self.hidden) > 1:
             acts = acts * len(self.hidden)
         object.__setattr__(self, "activations", acts)
@@ -174,7 +174,8 @@ def value_and_grad(spec: ModelSpec, params: dict, x: np.ndarray, labels: np.ndar
 
 
 def predict_proba(spec: ModelSpec, params: dict, images: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    """Class probabilities (n, outputs) float32 for raw [0, 1] images (n, inputs) or one (inputs,)."""
+    """Class probabilities (n, outputs), in the params' dtype (float32 for trained models), of raw
+    [0, 1] images (n, inputs), or (outputs,) for one image (inputs,)."""
     images = np.asarray(images)
     single = images.ndim == 1
     if single:

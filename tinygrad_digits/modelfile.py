@@ -35,11 +35,11 @@ def save_model(path: str | Path, spec: ModelSpec, params: dict, meta: dict | Non
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     header = {
+        **(meta or {}),  # first, so that it can never overwrite the fields below
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "package_version": __version__,
         "spec": spec.to_json(),
-        **(meta or {}),
     }
     arrays = {key: np.ascontiguousarray(value) for key, value in params.items()}
     arrays[HEADER] = np.array(json.dumps(header))
@@ -83,6 +83,8 @@ def load_model(path: str | Path) -> tuple[ModelSpec, dict, dict]:
         raise ModelFileError(f"{path}: not a tinygrad-digits model (no {HEADER} header)")
     try:
         header = json.loads(str(raw))
+        if not isinstance(header, dict) or not isinstance(header.get("spec"), dict):
+            raise ValueError("the header is not a JSON object with a spec")
         if header.get("format") != FORMAT:
             raise ValueError(f"format is {header.get('format')!r}, expected {FORMAT!r}")
         if header.get("format_version", 0) > FORMAT_VERSION:

@@ -102,7 +102,11 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray):
             f"softmax_cross_entropy: expected logits (n, k) and labels (n,), "
             f"got {logits.shape} and {labels.shape}"
         )
-    if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):
+    if labels.dtype.kind not in "iu" or len(labels) == 0:
+        raise ValueError(
+            f"softmax_cross_entropy: expected at least one integer label, got {len(labels)} of dtype {labels.dtype}"
+        )
+    if labels.min() < 0 or labels.max() >= logits.shape[1]:
         raise ValueError(
             f"softmax_cross_entropy: labels must lie in [0, {logits.shape[1]}), "
             f"got {labels.min()}..{labels.max()}"

@@ -76,7 +76,7 @@ def init(config: OptimizerConfig, params: dict) -> dict:
     slots = {"sgd": (), "momentum": ("m",), "adam": ("m", "v")}[config.name]
     for slot in slots:
         for key, p in params.items():
-            state[f"{slot}.{key}"] = np.zeros_like(p)
+            state[f"{slot}.{key}"] = np.zeros(p.shape, dtype=p.dtype)
     return state
 
 
@@ -98,7 +98,10 @@ def update(config: OptimizerConfig, params: dict, grads: dict, state: dict, chec
         lr *= math.sqrt(1.0 - config.beta2 ** (t + 1)) / (1.0 - config.beta1 ** (t + 1))
     for key, p in params.items():
         f = p.dtype.type  # scalars in the parameter's dtype: no silent float64 loop
-        flat = p.reshape(-1)
+        # reshape(-1) of a C-contiguous array is a view; any other layout is updated in a copy
+        # and written back, so the step is never lost.
+        contiguous = p.flags.c_contiguous
+        flat = p.reshape(-1) if contiguous else np.ascontiguousarray(p).reshape(-1)
         g = grads[key].reshape(-1)
         wd = f(config.weight_decay if key.endswith(".W") else 0.0)
         if config.name == "adam":
@@ -110,4 +113,6 @@ def update(config: OptimizerConfig, params: dict, grads: dict, state: dict, chec
             _optim.momentum_update(flat, g, state["m." + key].reshape(-1), f(lr), f(config.momentum), wd)
         else:
             _optim.sgd_update(flat, g, f(lr), wd)
+        if not contiguous:
+            p[...] = flat.reshape(p.shape)
     return params

@@ -1,0 +1,374 @@
+"""Tests for tinygrad_digits.model: spec validation, initialization, whole-network gradients,
+prediction.
+
+Gradients of whole networks (1-3 hidden layers, every activation, mixed activations) are
+checked against float64 central differences of the loss on every parameter entry (a random
+subset of entries for the larger weight matrices). Hidden pre-activations are kept at least
+1e-3 away from ReLU's kink.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinygrad_digits import model as M
+from tinygrad_digits import ops
+
+EPS = 1e-6
+ACTS = list(ops.ACTIVATIONS)
+MAX_ENTRIES = 24  # finite-difference entries checked per parameter array
+
+
+# ---------------------------------------------------------------- gradient checks
+
+
+def hidden_preactivations(spec: M.ModelSpec, params: dict, x: np.ndarray) -> list[np.ndarray]:
+    """Each hidden layer's x @ W + b, by a plain NumPy forward pass."""
+    out, h = [], x
+    for name, _, _, act in spec.layers()[:-1]:
+        z = h @ params[name + ".W"] + params[name + ".b"]
+        out.append(z)
+        h, _ = ops.activation_forward(act, z, spec.alpha)
+    return out
+
+
+def network_case(spec: M.ModelSpec, rng: np.random.Generator, n: int):
+    """float64 params with random biases, inputs and labels; no hidden z within 1e-3 of 0."""
+    for _ in range(200):
+        params = M.init_params(spec, rng, dtype=np.float64)
+        for key in params:
+            if key.endswith(".b"):
+                params[key] = rng.normal(0, 0.3, params[key].shape)
+        x = rng.normal(size=(n, spec.inputs))
+        zs = hidden_preactivations(spec, params, x)
+        if all(np.abs(z).min() >= 1e-3 for z in zs):
+            return params, x, rng.integers(0, spec.outputs, n)
+    raise AssertionError("could not draw a case away from the ReLU kink")  # pragma: no cover
+
+
+def check_value_and_grad(spec: M.ModelSpec, seed: int, n: int = 4) -> None:
+    rng = np.random.default_rng(seed)
+    params, x, labels = network_case(spec, rng, n)
+    loss, grads = M.value_and_grad(spec, params, x, labels)
+
+    # the loss itself, by a NumPy forward pass
+    logits = x
+    for name, _, _, act in spec.layers():
+        logits, _ = ops.activation_forward(
+            act, logits @ params[name + ".W"] + params[name + ".b"], spec.alpha
+        )
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    assert loss == pytest.approx(-logp[np.arange(n), labels].mean(), rel=1e-10)
+
+    assert set(grads) == set(params)
+    for key, p in params.items():
+        g = grads[key]
+        assert g.shape == p.shape and g.dtype == np.float64
+        flat = p.reshape(-1)
+        entries = np.arange(flat.size)
+        if flat.size > MAX_ENTRIES:
+            entries = rng.choice(flat.size, MAX_ENTRIES, replace=False)
+        for i in entries:
+            keep = flat[i]
+            flat[i] = keep + EPS
+            plus = M.value_and_grad(spec, params, x, labels)[0]
+            flat[i] = keep - EPS
+            minus = M.value_and_grad(spec, params, x, labels)[0]
+            flat[i] = keep
+            numeric = (plus - minus) / (2 * EPS)
+            assert g.reshape(-1)[i] == pytest.approx(numeric, rel=1e-5, abs=1e-8), (key, i)
+
+
+GRADS = settings(max_examples=8, deadline=None)
+sizes = st.integers(1, 8)
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@GRADS
+@given(data=st.data())
+def test_value_and_grad_matches_central_differences(depth, act, data):
+    spec = M.ModelSpec(
+        hidden=tuple(data.draw(st.lists(sizes, min_size=depth, max_size=depth), label="hidden")),
+        activations=(act,),
+        alpha=data.draw(st.sampled_from([0.0, 0.1, 0.3]), label="alpha"),
+        inputs=data.draw(st.integers(5, 12), label="inputs"),
+        outputs=data.draw(st.integers(3, 10), label="outputs"),
+    )
+    check_value_and_grad(spec, seed=data.draw(st.integers(0, 2**32 - 1), label="seed"))
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    layers=st.lists(st.tuples(sizes, st.sampled_from(ACTS)), min_size=1, max_size=3),
+    inputs=st.integers(5, 12),
+    outputs=st.integers(3, 10),
+    n=st.integers(1, 6),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_value_and_grad_with_mixed_activations(layers, inputs, outputs, n, seed):
+    spec = M.ModelSpec(
+        hidden=tuple(h for h, _ in layers),
+        activations=tuple(a for _, a in layers),
+        alpha=0.2,
+        inputs=inputs,
+        outputs=outputs,
+    )
+    check_value_and_grad(spec, seed, n)
+
+
+def test_value_and_grad_in_float32_agrees_with_float64(rng):
+    spec = M.ModelSpec(hidden=(16, 8), activations=("tanh", "sigmoid"), inputs=20, outputs=5)
+    params = M.init_params(spec, rng, dtype=np.float64)
+    x = rng.normal(size=(9, 20))
+    labels = rng.integers(0, 5, 9)
+    loss64, grads64 = M.value_and_grad(spec, params, x, labels)
+    params32 = {k: v.astype(np.float32) for k, v in params.items()}
+    loss32, grads32 = M.value_and_grad(spec, params32, x, labels)
+    assert loss32 == pytest.approx(loss64, rel=1e-5)
+    for key in params:
+        assert grads32[key].dtype == np.float32
+        np.testing.assert_allclose(grads32[key], grads64[key], rtol=1e-3, atol=1e-5)
+
+
+def test_value_and_grad_rejects_bad_inputs(rng):
+    spec = M.ModelSpec(hidden=(4,), inputs=6, outputs=3)
+    params = M.init_params(spec, rng, dtype=np.float64)
+    with pytest.raises(ValueError, match=r"expected x of shape \(n, 6\)"):
+        M.value_and_grad(spec, params, np.zeros((2, 5)), np.zeros(2, dtype=int))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        M.value_and_grad(spec, params, np.zeros((2, 6)), np.array([0, 3]))
+    del params["dense1.b"]
+    with pytest.raises(ValueError, match="missing"):
+        M.value_and_grad(spec, params, np.zeros((2, 6)), np.zeros(2, dtype=int))
+
+
+# ---------------------------------------------------------------- spec
+
+
+@pytest.mark.parametrize("hidden", [(0,), (4, -1), (8, 0, 8)])
+def test_spec_rejects_nonpositive_hidden_sizes(hidden):
+    with pytest.raises(ValueError, match="hidden layer sizes must be positive"):
+        M.ModelSpec(hidden=hidden, activations=("relu",))
+
+
+def test_spec_rejects_unknown_activation_by_name():
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        M.ModelSpec(hidden=(4, 4), activations=("relu", "swish"))
+
+
+@pytest.mark.parametrize("hidden, activations", [((4, 4, 4), ("relu", "tanh")), ((4,), ("relu", "tanh"))])
+def test_spec_rejects_wrong_number_of_activations(hidden, activations):
+    with pytest.raises(
+        ValueError, match=f"got {len(activations)} activations for {len(hidden)} hidden layers"
+    ):
+        M.ModelSpec(hidden=hidden, activations=activations)
+
+
+@pytest.mark.parametrize("alpha", [-0.1, -1e-9, math.nan, math.inf])
+def test_spec_rejects_bad_alpha(alpha):
+    with pytest.raises(ValueError, match="alpha must be a finite number >= 0"):
+        M.ModelSpec(hidden=(4,), activations=("leaky_relu",), alpha=alpha)
+
+
+@pytest.mark.parametrize("std", [0.0, -1.0, math.nan])
+def test_spec_rejects_nonpositive_input_std(std):
+    with pytest.raises(ValueError, match="input_std must be positive"):
+        M.ModelSpec(input_std=std)
+
+
+def test_one_activation_is_broadcast_to_every_hidden_layer():
+    spec = M.ModelSpec(hidden=(32, 16, 8), activations=("tanh",))
+    assert spec.activations == ("tanh", "tanh", "tanh")
+    assert spec.layers() == [
+        ("dense0", 784, 32, "tanh"),
+        ("dense1", 32, 16, "tanh"),
+        ("dense2", 16, 8, "tanh"),
+        ("dense3", 8, 10, "identity"),
+    ]
+    assert spec.describe() == "784-32tanh-16tanh-8tanh-10"
+
+
+def test_spec_defaults_and_counts():
+    spec = M.ModelSpec()
+    assert spec.describe() == "784-128relu-10"
+    assert spec.n_params() == 784 * 128 + 128 + 128 * 10 + 10
+    assert sum(p.size for p in M.init_params(spec, np.random.default_rng(0)).values()) == spec.n_params()
+
+
+def test_spec_json_round_trip():
+    spec = M.ModelSpec(
+        hidden=[5, 6], activations=["relu", "sigmoid"], alpha=0.3, input_mean=0.1, input_std=0.3
+    )
+    assert spec.hidden == (5, 6) and spec.activations == ("relu", "sigmoid")
+    assert M.ModelSpec.from_json(spec.to_json()) == spec
+    with pytest.raises(ValueError, match="unknown model spec fields: colour"):
+        M.ModelSpec.from_json({**spec.to_json(), "colour": "red"})
+
+
+# ---------------------------------------------------------------- initialization
+
+
+def test_auto_init_uses_he_for_relu_family_and_glorot_otherwise():
+    spec = M.ModelSpec(hidden=(300, 200, 100), activations=("relu", "tanh", "leaky_relu"))
+    params = M.init_params(spec, np.random.default_rng(0))
+    limits = {
+        "dense0": math.sqrt(6 / 784),  # he (relu)
+        "dense1": math.sqrt(6 / (300 + 200)),  # glorot (tanh)
+        "dense2": math.sqrt(6 / 200),  # he (leaky_relu)
+        "dense3": math.sqrt(6 / (100 + 10)),  # glorot (output)
+    }
+    for name, limit in limits.items():
+        w = params[name + ".W"]
+        assert np.abs(w).max() <= limit
+        assert np.abs(w).max() > 0.97 * limit  # the whole range is used
+        assert w.std() == pytest.approx(limit / math.sqrt(3), rel=0.05)  # uniform's std
+        assert abs(w.mean()) < 0.05 * limit
+
+
+@pytest.mark.parametrize("init, family", [("he", "he"), ("glorot", "glorot")])
+def test_explicit_uniform_init_applies_to_every_layer(init, family):
+    spec = M.ModelSpec(hidden=(200,), activations=("sigmoid",))
+    params = M.init_params(spec, np.random.default_rng(1), init=init)
+    for name, fan_in, fan_out, _ in spec.layers():
+        limit = math.sqrt(6 / fan_in) if family == "he" else math.sqrt(6 / (fan_in + fan_out))
+        w = params[name + ".W"]
+        assert limit * 0.97 < np.abs(w).max() <= limit
+
+
+def test_normal_init_has_unit_std():
+    spec = M.ModelSpec(hidden=(128,))
+    params = M.init_params(spec, np.random.default_rng(2), init="normal")
+    w = params["dense0.W"]
+    assert w.std() == pytest.approx(1.0, abs=0.02)
+    assert abs(w.mean()) < 0.02
+    assert params["dense1.W"].std() == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.parametrize("init", M.INITS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_init_keys_shapes_dtypes_zero_biases(init, dtype):
+    spec = M.ModelSpec(hidden=(7, 3), activations=("relu", "sigmoid"), inputs=11, outputs=4)
+    params = M.init_params(spec, np.random.default_rng(3), init=init, dtype=dtype)
+    assert list(params) == ["dense0.W", "dense0.b", "dense1.W", "dense1.b", "dense2.W", "dense2.b"]
+    shapes = {"dense0.W": (11, 7), "dense0.b": (7,), "dense1.W": (7, 3), "dense1.b": (3,), "dense2.W": (3, 4)}
+    for key, shape in shapes.items():
+        assert params[key].shape == shape
+    for key, p in params.items():
+        assert p.dtype == dtype and p.flags.c_contiguous
+        if key.endswith(".b"):
+            assert np.all(p == 0)
+        else:
+            assert np.all(np.isfinite(p)) and np.any(p != 0)
+    M.check_params(spec, params)
+
+
+@pytest.mark.parametrize("init", M.INITS)
+def test_init_is_determined_by_the_seed(init):
+    spec = M.ModelSpec(hidden=(6, 5), inputs=9, outputs=3)
+    a = M.init_params(spec, np.random.default_rng(42), init=init)
+    b = M.init_params(spec, np.random.default_rng(42), init=init)
+    c = M.init_params(spec, np.random.default_rng(43), init=init)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    assert not np.array_equal(a["dense0.W"], c["dense0.W"])
+
+
+def test_unknown_init_is_rejected():
+    with pytest.raises(ValueError, match="unknown init 'xavier'"):
+        M.init_params(M.ModelSpec(), np.random.default_rng(0), init="xavier")
+
+
+# ---------------------------------------------------------------- check_params
+
+
+def test_check_params_lists_missing_and_extra_keys():
+    spec = M.ModelSpec(hidden=(4,), inputs=5, outputs=3)
+    params = M.init_params(spec, np.random.default_rng(0))
+    params.pop("dense0.b")
+    params.pop("dense1.W")
+    params["dense2.W"] = np.zeros((3, 3))
+    params["extra"] = np.zeros(1)
+    with pytest.raises(ValueError) as err:
+        M.check_params(spec, params)
+    message = str(err.value)
+    assert "missing ['dense0.b', 'dense1.W']" in message
+    assert "extra ['dense2.W', 'extra']" in message
+
+
+def test_check_params_names_a_wrong_shape():
+    spec = M.ModelSpec(hidden=(4,), inputs=5, outputs=3)
+    params = M.init_params(spec, np.random.default_rng(0))
+    params["dense1.W"] = np.zeros((3, 4))
+    with pytest.raises(ValueError, match=r"dense1.W has shape \(3, 4\), expected \(4, 3\)"):
+        M.check_params(spec, params)
+
+
+# ---------------------------------------------------------------- prediction
+
+
+@pytest.fixture
+def trained_like():
+    """A default-sized net with random (non-zero) biases and a few raw [0, 1] images."""
+    rng = np.random.default_rng(5)
+    spec = M.ModelSpec(hidden=(32,), activations=("relu",), input_mean=0.13, input_std=0.31)
+    params = M.init_params(spec, rng)
+    params["dense1.b"][:] = rng.normal(size=10)
+    images = rng.uniform(0, 1, (11, 784)).astype(np.float32)
+    return spec, params, images
+
+
+def test_predict_proba_rows_are_distributions(trained_like):
+    spec, params, images = trained_like
+    probs = M.predict_proba(spec, params, images)
+    assert probs.shape == (11, 10) and probs.dtype == np.float32
+    assert np.all(probs >= 0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_predict_proba_normalizes_raw_images(trained_like):
+    spec, params, images = trained_like
+    x = (images.astype(np.float64) - 0.13) / 0.31
+    logits = x
+    for name, _, _, act in spec.layers():
+        logits, _ = ops.activation_forward(act, logits @ params[name + ".W"] + params[name + ".b"])
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected = e / e.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(M.predict_proba(spec, params, images), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_predict_proba_of_one_vector_is_one_row(trained_like):
+    spec, params, images = trained_like
+    batch = M.predict_proba(spec, params, images)
+    one = M.predict_proba(spec, params, images[3])
+    assert one.shape == (10,)
+    np.testing.assert_allclose(one, batch[3], rtol=1e-5, atol=1e-7)  # BLAS gemv vs gemm
+    assert int(M.predict(spec, params, images[3])) == int(np.argmax(batch[3]))
+
+
+def test_predict_proba_in_chunks_equals_one_batch(trained_like):
+    spec, params, images = trained_like
+    chunked = M.predict_proba(spec, params, images, batch_size=4)
+    assert chunked.shape == (11, 10)
+    np.testing.assert_allclose(chunked, M.predict_proba(spec, params, images), rtol=1e-5, atol=1e-7)
+
+
+def test_predict_is_argmax(trained_like):
+    spec, params, images = trained_like
+    labels = M.predict(spec, params, images)
+    assert labels.shape == (11,) and np.issubdtype(labels.dtype, np.integer)
+    np.testing.assert_array_equal(labels, np.argmax(M.predict_proba(spec, params, images), axis=1))
+    assert len(set(labels.tolist())) > 1  # not a constant predictor: the check has teeth
+
+
+@pytest.mark.parametrize("shape", [(3, 783), (783,), (2, 28, 28)])
+def test_predict_rejects_wrong_image_shapes(trained_like, shape):
+    spec, params, _ = trained_like
+    with pytest.raises(ValueError, match=r"expected images of shape \(n, 784\)"):
+        M.predict_proba(spec, params, np.zeros(shape))
