@@ -133,18 +133,21 @@ class EpochProgress:
         self.as_json = as_json
         self.epochs = epochs
         self.bar = None
+        self.current = 1
         self.interactive = sys.stderr.isatty()
 
     def batch(self, step: int, steps: int) -> None:
         if not self.interactive:
             return
         if self.bar is None:
-            self.bar = click.progressbar(length=steps, file=sys.stderr, label="training", width=30)
+            label = f"epoch {self.current}/{self.epochs}"
+            self.bar = click.progressbar(length=steps, file=sys.stderr, label=label, width=30)
             self.bar.__enter__()
         self.bar.update(1)
 
     def epoch(self, record: dict, params) -> None:
         self.close()
+        self.current = record["epoch"] + 1
         line = (
             f"epoch {record['epoch']:>{len(str(self.epochs))}}/{self.epochs}  "
             f"train loss {record['train_loss']:.4f} acc {100 * record['train_accuracy']:.2f}%  "
