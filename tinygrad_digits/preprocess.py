@@ -226,10 +226,24 @@ def _scaled(array: np.ndarray, source: str, strict: bool) -> np.ndarray:
 def _without_noise(ink: np.ndarray, peak: float) -> np.ndarray:
     """Zero ink fainter than NOISE * peak and connected blobs holding under SPECK of the ink."""
     ink = np.where(ink >= NOISE * peak, ink, 0).astype(np.float32)
-    blobs, count = ndimage.label(ink > 0, structure=np.ones((3, 3)))
-    mass = ndimage.sum_labels(ink, blobs, np.arange(1, count + 1))
-    ink[np.isin(blobs, 1 + np.flatnonzero(mass < SPECK * mass.sum()))] = 0
+    blobs, count = ndimage.label(ink > 0, structure=_EIGHT_NEIGHBOURS)
+    if count > 1:
+        mass = np.bincount(blobs.ravel(), ink.ravel(), minlength=count + 1)
+        speck = mass < SPECK * mass[1:].sum()
+        speck[0] = False  # label 0 is the paper
+        ink[speck[blobs]] = 0
     return ink
+
+
+_EIGHT_NEIGHBOURS = np.ones((3, 3), bool)
+
+
+def _centre_of_mass(plane: np.ndarray) -> np.ndarray:
+    """(row, column) of the mass centre of a 2-D array, like ndimage.center_of_mass, cheaper."""
+    total = float(plane.sum())
+    rows = plane.sum(axis=1) @ np.arange(plane.shape[0]) / total
+    cols = plane.sum(axis=0) @ np.arange(plane.shape[1]) / total
+    return np.array([rows, cols])
 
 
 def _window(plane: np.ndarray, top: int, left: int, side: int) -> np.ndarray:
@@ -265,7 +279,7 @@ def _centre(crop: np.ndarray, scale: float) -> np.ndarray:
     centre of mass lands on (14, 14); a second pass corrects for the clipped filter ringing."""
     pad = math.ceil(1 / scale) + 2  # Pillow's box must stay inside the image
     image = Image.fromarray(np.pad(crop, pad))
-    centre = np.array(ndimage.center_of_mass(crop)) + 0.5 + pad  # in pixel-edge coordinates
+    centre = _centre_of_mass(crop) + 0.5 + pad  # in pixel-edge coordinates
     for _ in range(2):
         origin = centre - (FIELD // 2 + 0.5) / scale  # the field's corner, in the source
         low = np.clip(np.floor((pad - origin) * scale), 0, FIELD).astype(int)
@@ -274,5 +288,5 @@ def _centre(crop: np.ndarray, scale: float) -> np.ndarray:
         part = image.resize(tuple(high - low)[::-1], Image.Resampling.LANCZOS, box=box)
         field = np.zeros((FIELD, FIELD), np.float32)
         field[low[0] : high[0], low[1] : high[1]] = np.clip(part, 0, 1)
-        centre += (np.array(ndimage.center_of_mass(field)) - FIELD // 2) / scale
+        centre += (_centre_of_mass(field) - FIELD // 2) / scale
     return field
