@@ -42,3 +42,13 @@ def mnist_splits():
     from tinygrad_digits.data import load_splits
 
     return load_splits(MNIST_DIR, seed=0)
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory, mnist_splits):
+    """A small trained model (10k images, 3 epochs, 784-128relu-10), trained once per session."""
+    from tinygrad_digits import app
+
+    path = tmp_path_factory.getbasetemp() / "recognize-model.npz"
+    app.train_and_save(app.TrainRun(epochs=3, train_size=10_000), mnist_splits, path)
+    return path

@@ -11,7 +11,6 @@ test's tmp_path and copied to /tmp/digits-draw-screenshot.png.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import select
@@ -26,7 +25,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from tinygrad_digits import app
+from strokes import DIGITS
+
 from tinygrad_digits.cli.main import main
 
 TOOLS = {"Xvfb": "xvfb", "xdotool": "xdotool"}  # executable: Debian package
@@ -34,27 +34,6 @@ SCREEN = (800, 600)
 SCREENSHOT_COPY = Path("/tmp/digits-draw-screenshot.png")
 WAIT = 60  # seconds: the bound on every wait for the window (they end as soon as it answers)
 
-
-# ---- strokes of digits, in canvas pixels (the canvas is 280x280) ---------------------------
-def along(*corners, step=8.0):
-    """Points every ``step`` px along the polyline through ``corners``."""
-    points = [corners[0]]
-    for a, b in zip(corners[:-1], corners[1:]):
-        n = max(1, math.ceil(math.dist(a, b) / step))
-        points += [(a[0] + (b[0] - a[0]) * i / n, a[1] + (b[1] - a[1]) * i / n) for i in range(1, n + 1)]
-    return points
-
-
-def ellipse(cx, cy, rx, ry, n=48):
-    angles = [2 * math.pi * i / n for i in range(n + 3)]  # once round and a little over
-    return [(cx + rx * math.sin(a), cy - ry * math.cos(a)) for a in angles]
-
-
-DIGITS = {
-    1: along((150, 45), (132, 235)),
-    0: ellipse(140, 140, 62, 95),
-    7: along((82, 55), (198, 55), (118, 235)),
-}
 
 
 # ---- fixtures ------------------------------------------------------------------------------
@@ -113,15 +92,6 @@ def xvfb(x_tools, tmp_path_factory):
         os.close(read_end)
         stop(server)
         log.close()
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory, mnist_splits):
-    """A small model (10k images, 3 epochs, 128 relu), trained once per session and shared by file."""
-    path = tmp_path_factory.getbasetemp() / "recognize-model.npz"
-    if not path.exists():
-        app.train_and_save(app.TrainRun(epochs=3, train_size=10_000), mnist_splits, path)
-    return path
 
 
 def read_line(fd: int, timeout: float) -> str:

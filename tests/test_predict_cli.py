@@ -10,17 +10,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from tinygrad_digits import app, paths
+from tinygrad_digits import paths
 from tinygrad_digits.cli.main import main
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory, mnist_splits):
-    """A small model (10k images, 3 epochs, 128 relu), trained once per session and shared by file."""
-    path = tmp_path_factory.getbasetemp() / "recognize-model.npz"
-    if not path.exists():
-        app.train_and_save(app.TrainRun(epochs=3, train_size=10_000), mnist_splits, path)
-    return path
 
 
 @pytest.fixture

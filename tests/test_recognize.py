@@ -10,21 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from strokes import DIGITS
+
 from tinygrad_digits import app, paths, recognize
 from tinygrad_digits.modelfile import ModelFileError
 from tinygrad_digits.preprocess import ImageError, to_ink
 from tinygrad_digits.recognize import Prediction, Recognizer, Sketch
 
 N_REDRAWN = 600  # MNIST test digits redrawn large, off-centre, dark on light
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory, mnist_splits):
-    """A small model (10k images, 3 epochs, 128 relu), trained once per session and shared by file."""
-    path = tmp_path_factory.getbasetemp() / "recognize-model.npz"
-    if not path.exists():
-        app.train_and_save(app.TrainRun(epochs=3, train_size=10_000), mnist_splits, path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -45,26 +38,6 @@ def redraw(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     paper, pen = 235.0, 25.0
     return Image.fromarray(np.round(paper - (paper - pen) * np.clip(ink, 0, 1)).astype(np.uint8))
 
-
-# Digits as a person draws them on the 280x280 canvas: the same strokes as tests/test_gui.py.
-def along(*corners, step=8.0):
-    points = [corners[0]]
-    for a, b in zip(corners[:-1], corners[1:]):
-        n = max(1, math.ceil(math.dist(a, b) / step))
-        points += [(a[0] + (b[0] - a[0]) * i / n, a[1] + (b[1] - a[1]) * i / n) for i in range(1, n + 1)]
-    return points
-
-
-def ellipse(cx, cy, rx, ry, n=48):
-    angles = [2 * math.pi * i / n for i in range(n + 3)]  # once round and a little over
-    return [(cx + rx * math.sin(a), cy - ry * math.cos(a)) for a in angles]
-
-
-DIGITS = {
-    1: along((150, 45), (132, 235)),
-    0: ellipse(140, 140, 62, 95),
-    7: along((82, 55), (198, 55), (118, 235)),
-}
 
 
 def stroke(sketch: Sketch, points) -> list[list[tuple[float, float]]]:
