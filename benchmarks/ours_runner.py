@@ -1,0 +1,115 @@
+"""Our trainer as a ``digits bench`` worker: tinygrad_digits.train, fused path or general path.
+
+``python benchmarks/ours_runner.py --serve [--general]`` (see bench_common.py for the commands). The
+epoch time is the ``seconds`` of the training history (no validation set, so it is the steps
+alone); the worker holds ``train`` between epochs inside its ``on_epoch`` callback, so one
+``train`` call runs the whole schedule as ``digits train`` would.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from bench_common import Channel, answer, blas_info, load_data, median_seconds, serve
+
+
+class Worker:
+    def __init__(self, channel: Channel, general: bool):
+        from tinygrad_digits import model as M
+        from tinygrad_digits import optimizers as O
+        from tinygrad_digits import train as T
+        from tinygrad_digits import warmup
+
+        self.M, self.O, self.T = M, O, T
+        T.USE_FUSED = not general
+        warmup.warm_up()
+        self.channel = channel
+        self.pending = None
+
+    def setup(self, data, hidden, batch_size, epochs, seed=0, learning_rate=0.002, **_):
+        M, O, T = self.M, self.O, self.T
+        self.data = load_data(data)
+        x = self.data["x_train"]
+        self.spec = M.ModelSpec(hidden=tuple(hidden), activations=("relu",))
+        self.params = M.init_params(self.spec, np.random.default_rng(seed))
+        self.config = T.TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed)
+        self.optimizer = O.OptimizerConfig("adam", learning_rate, "cosine",
+                                           total_steps=epochs * T.steps_per_epoch(len(x), batch_size))
+        self.sizes = [x.shape[1], *hidden, 10]
+        self.batch_size = batch_size
+        self.training = False
+        return {"ready": True}
+
+    def epoch(self):
+        """Start ``train``; later epochs are released from inside its on_epoch callback."""
+        assert not self.training, "an epoch command reached the worker outside of train"
+        self.training = True
+        x, y = self.data["x_train"], self.data["y_train"]
+        empty = x[:0]
+        self.T.train(self.spec, self.params, x, y, empty, y[:0], self.config, self.optimizer,
+                     on_epoch=self._after_epoch)
+        self.training = False
+        return self.pending
+
+    def _after_epoch(self, record, params):
+        reply = {"seconds": record["seconds"], "loss": record["train_loss"]}
+        if record["epoch"] == self.config.epochs:
+            self.pending = reply  # train returns next; epoch() sends it
+            return
+        self.channel.send(reply)
+        while True:  # serve other commands until the next epoch is asked for
+            command = self.channel.receive()
+            if command["cmd"] == "epoch":
+                return
+            answer(self.channel, self, command)
+
+    def info(self):
+        import numba
+
+        return {"numba": numba.__version__, "blas": blas_info(), "fused": self.T.USE_FUSED}
+
+    def floor(self):
+        from gemm_floor import numba_floor
+
+        return {"seconds": numba_floor(self.sizes, len(self.data["x_train"]), self.batch_size)}
+
+    def inference(self):
+        from tinygrad_digits.kernels import fused
+
+        M, T, O = self.M, self.T, self.O
+        raw = self.data["images"]
+        one = raw[0]
+        x1 = M.normalize(self.spec, raw[:1])
+        # the fused forward kernel on flat params: one call, no Python per layer
+        flat = T._FusedSteps(self.spec, self.params, x1, np.zeros(1, np.int64), T.TrainConfig(batch_size=1),
+                             O.OptimizerConfig("sgd"))
+        return {
+            "single_kernel_us": 1e6 * median_seconds(
+                lambda: fused.mlp_forward(flat.flat, flat.layout, flat.alpha, x1, flat.outs), 2000),
+            "single_us": 1e6 * median_seconds(lambda: M.forward(self.spec, self.params, x1), 2000),
+            "single_predict_us": 1e6 * median_seconds(lambda: M.predict_proba(self.spec, self.params, one), 2000),
+            "batch10k_ms": 1e3 * median_seconds(lambda: M.predict_proba(self.spec, self.params, raw), 3),
+        }
+
+    def evaluate(self):
+        x = self.data["x_test"]
+        logits, _ = self.M.forward(self.spec, self.params, x)
+        return {"test_accuracy": float(np.mean(logits.argmax(axis=1) == self.data["y_test"]))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve", action="store_true", help="run as a digits bench worker")
+    parser.add_argument("--general", action="store_true", help="force the general (unfused) path")
+    args = parser.parse_args()
+    if args.serve:
+        channel = Channel()
+        serve(channel, Worker(channel, args.general))
+        return
+    parser.error("use digits bench, or --serve")
+
+
+if __name__ == "__main__":
+    main()

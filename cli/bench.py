@@ -1,0 +1,60 @@
+"""``digits bench``: time our trainer against the NumPy reference, Keras and the GEMM floor."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import options as opt
+
+
+def register(main: click.Group) -> None:
+    main.add_command(bench)
+
+
+@click.command()
+@click.option("--hidden", multiple=True, default=("128",), show_default=True,
+              help="Hidden sizes to time, one architecture per option (128, or 128x64 for two layers); "
+                   "several make a sweep.")
+@click.option("--batch-size", "batch_sizes", multiple=True, type=click.IntRange(min=1), default=(128,),
+              show_default=True, help="Mini-batch sizes to time; several make a sweep.")
+@click.option("--epochs", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Epochs per trainer and configuration; the first is reported apart.")
+@click.option("--keras/--no-keras", default=True, show_default=True,
+              help="Time Keras (TensorFlow CPU) too, in a process of its own.")
+@click.option("--general/--no-general", default=True, show_default=True,
+              help="Time our general (unfused, one op per kernel) path too: the figures before the fused kernel.")
+@click.option("--startup/--no-startup", default=True, show_default=True,
+              help="Time a cold kernel compile, a warm start of training and digits --help.")
+@click.option("--train-size", type=click.IntRange(min=1), default=None,
+              help="Time on the first N of the 48,000 training images (quick runs).")
+@opt.data_option
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report as one JSON object on stdout.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Save seconds per epoch against hidden and batch size (or per trainer) as a PNG.")
+def bench(hidden, batch_sizes, epochs, keras, general, startup, train_size, data, as_json, plot):
+    """Seconds per epoch of our trainer, the NumPy reference and Keras, against the GEMM floor."""
+    from tinygrad_digits import bench as B
+
+    from .main import echo, emit_json
+
+    plan = B.BenchPlan(
+        hidden=tuple(opt.parse_hidden([h]) for h in hidden), batch_sizes=tuple(batch_sizes), epochs=epochs,
+        keras=keras, general=general, startup=startup, train_size=train_size,
+    )
+    splits = opt.load_data(data, 0, as_json)
+    try:
+        report = B.run_bench(plan, splits, log=lambda message: click.echo(message, err=True))
+    except B.BenchError as e:
+        raise click.ClickException(str(e)) from None
+    if plot:
+        report["plot"] = str(B.plot_report(report, plot))
+    if as_json:
+        emit_json(report)
+    else:
+        click.echo(B.format_report(report))
+    if plot:
+        echo(f"plot saved to {plot}", as_json)
+    sys.stdout.flush()

@@ -1,0 +1,172 @@
+"""Tests for ``digits bench`` (tinygrad_digits.bench, cli/bench.py) and the benchmarks/ workers.
+
+Nothing here asserts on a clock: the tests check the plan, the arithmetic of the report (flops,
+ratios, targets), its formatting and plot, that the NumPy reference does the same math as our
+trainer, and one real tiny run of the command end to end.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tinygrad_digits import bench as B
+from tinygrad_digits.cli.main import main
+
+sys.path.insert(0, str(B.benchmarks_dir()))
+
+import gemm_floor  # noqa: E402
+import numpy_reference  # noqa: E402
+
+
+def test_the_plan_sweeps_one_factor_at_a_time():
+    plan = B.BenchPlan(hidden=((64,), (128,), (256, 64)), batch_sizes=(32, 128, 512))
+    assert plan.configs() == [((128,), 128), ((64,), 128), ((256, 64), 128), ((128,), 32), ((128,), 512)]
+    assert B.BenchPlan().configs() == [B.HEADLINE]
+    # without the headline sizes, the first ones are the centre
+    assert B.BenchPlan(hidden=((64,), (32,)), batch_sizes=(16, 8)).configs() == [
+        ((64,), 16), ((32,), 16), ((64,), 8)]
+    with pytest.raises(ValueError, match="at least 2 epochs"):
+        B.BenchPlan(epochs=1)
+
+
+def test_epoch_flops_match_the_issue():
+    # 784-128-10 on 48,000 images: 19.6 GFLOP of matrix products per epoch
+    assert B.epoch_flops([784, 128, 10], 48000) / 1e9 == pytest.approx(19.6, abs=0.05)
+    assert gemm_floor.epoch_flops([784, 256, 64, 10], 1000) == B.epoch_flops([784, 256, 64, 10], 1000)
+
+
+def fake_report(ours=0.1, keras=0.7, numpy=0.25, floor=0.08, sweep=False) -> dict:
+    def config(hidden, batch_size, scale=1.0):
+        runners = {}
+        for name, seconds in (("ours", ours), ("ours (general path)", 0.27), ("numpy reference", numpy),
+                              ("keras", keras)):
+            s = seconds * scale
+            runners[name] = {"seconds_per_epoch": s, "first_epoch": 2 * s, "epochs": [2 * s, s], "samples_per_second":
+                             48000 / s, "final_loss": 0.2, "test_accuracy": 0.97, "vs_ours": s / (ours * scale),
+                             "vs_floor": s / (floor * scale), "paired_vs_ours": s / (ours * scale),
+                             "paired_vs_floor": s / (floor * scale)}
+        return {"hidden": list(hidden), "batch_size": batch_size, "n": 48000, "epochs": 3, "gflop_per_epoch": 19.6,
+                "runners": runners, "openblas": "unset",
+                "floor": {"seconds": floor * scale, "by_blas": {"numpy BLAS": floor * scale}, "gflops": 245.0}}
+
+    configs = [config((128,), 128)]
+    if sweep:
+        configs += [config((512,), 128, 4.0), config((128,), 32, 1.5)]
+    return {
+        "plan": {"hidden": [[128], [512]] if sweep else [[128]], "batch_sizes": [128, 32] if sweep else [128],
+                 "epochs": 3},
+        "environment": {"cpus": 2, "load_average_before": (0.5, 0, 0), "load_average_after": (0.6, 0, 0)},
+        "notes": ["a note"],
+        "configs": configs,
+        "inference": {"ours": {"single_kernel_us": 6.0, "single_us": 9.0, "single_predict_us": 12.0,
+                               "batch10k_ms": 20.0},
+                      "keras": {"single_us": 900.0, "batch10k_ms": 40.0}},
+        "startup": {"cold": {"kernels_s": 20.0, "wall_s": 22.0}, "help_s": 0.1,
+                    "warm": {"wall_s": 0.8, "import_s": 0.4, "kernels_s": 0.2, "first_step_s": 0.01}},
+    }
+
+
+def test_targets_are_checked_on_the_headline_config():
+    report = fake_report()
+    targets = {t["target"]: t for t in B.check_targets(report)}
+    assert targets["Keras / ours, s per epoch"]["value"] == pytest.approx(7.0)
+    assert targets["Keras / ours, s per epoch"]["met"] is True
+    assert targets["NumPy reference / ours, s per epoch"]["value"] == pytest.approx(2.5)
+    assert targets["ours / GEMM floor, s per epoch"]["value"] == pytest.approx(1.25)
+    assert targets["ours / GEMM floor, s per epoch"]["met"] is True
+    assert targets["single-image forward (fused kernel), us"]["met"] is True
+    assert targets["warm-cache start of training, s"]["met"] is True
+    slow = {t["target"]: t for t in B.check_targets(fake_report(ours=0.2))}
+    assert slow["ours / GEMM floor, s per epoch"]["met"] is False
+    assert slow["Keras / ours, s per epoch"]["met"] is False
+    del report["startup"]
+    assert {t["target"]: t for t in B.check_targets(report)}["digits --help, s"]["met"] is None
+
+
+def test_format_report_shows_every_runner_the_floor_and_the_verdicts():
+    report = fake_report(sweep=True)
+    report["targets"] = B.check_targets(report)
+    text = B.format_report(report)
+    for needle in ("ours (general path)", "numpy reference", "keras", "GEMM floor", "sweep:", "784-512-10, 128",
+                   "JAX epoch in lax.scan", "single image", "cold compile", "targets", "met", "note: a note"):
+        assert needle in text, needle
+    json.dumps(report)  # the --json output is plain JSON
+
+
+@pytest.mark.parametrize("sweep", [False, True])
+def test_plot_report_writes_a_png(tmp_path, sweep):
+    path = B.plot_report(fake_report(sweep=sweep), tmp_path / "bench.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_numpy_reference_takes_the_same_adam_steps_as_our_trainer(rng):
+    """Same init for the same seed, and after three Adam steps the same params (to round-off)."""
+    from tinygrad_digits import model as M
+    from tinygrad_digits import optimizers as O
+
+    spec = M.ModelSpec(hidden=(32, 16), activations=("relu",), inputs=784, outputs=10)
+    reference = numpy_reference.NumpyMLP([784, 32, 16, 10], "relu", learning_rate=0.01, total_steps=10, seed=4)
+    params = M.init_params(spec, np.random.default_rng(4))
+    for i, (w, b) in enumerate(reference.layers):
+        np.testing.assert_array_equal(w, params[f"dense{i}.W"])
+    optimizer = O.OptimizerConfig("adam", learning_rate=0.01, total_steps=10)
+    state = O.init(optimizer, params)
+    for _ in range(3):
+        x = rng.normal(size=(16, 784)).astype(np.float32)
+        y = rng.integers(0, 10, 16)
+        ref_loss = reference.step(x, y)
+        loss, grads = M.value_and_grad(spec, params, x, y)
+        O.update(optimizer, params, grads, state)
+        assert ref_loss == pytest.approx(loss, rel=1e-5)
+    # Adam's first steps move every weight by about the learning rate whatever the gradient's
+    # size, so gradients that agree to round-off still differ by a few 1e-6 here and there
+    for i, (w, b) in enumerate(reference.layers):
+        np.testing.assert_allclose(w, params[f"dense{i}.W"], rtol=1e-4, atol=3e-5)
+        np.testing.assert_allclose(b, params[f"dense{i}.b"], rtol=1e-4, atol=3e-5)
+
+
+def test_the_floor_probes_run_every_product_of_an_epoch():
+    # no timing asserted: both probes run on a small epoch (last batch partial) and return seconds
+    for probe in (numpy_reference.numpy_floor, gemm_floor.numba_floor):
+        assert probe([784, 16, 10], 100, 32) > 0
+
+
+def test_bench_help_lists_its_options():
+    result = CliRunner().invoke(main, ["bench", "--help"])
+    assert result.exit_code == 0
+    for option in ("--hidden", "--batch-size", "--epochs", "--keras / --no-keras", "--json", "--plot"):
+        assert option in result.output
+
+
+def test_bench_rejects_a_single_epoch():
+    result = CliRunner().invoke(main, ["bench", "--epochs", "1"])
+    assert result.exit_code == 2
+
+
+def test_bench_runs_end_to_end_on_a_tiny_subset(tmp_path):
+    """Real worker processes (ours and the NumPy reference), 2 epochs of 256 images, JSON out."""
+    plot = tmp_path / "bench.png"
+    result = CliRunner().invoke(main, [
+        "bench", "--no-keras", "--no-startup", "--epochs", "2", "--train-size", "256", "--hidden", "16",
+        "--batch-size", "64", "--json", "--plot", str(plot),
+    ])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    (config,) = report["configs"]
+    assert set(config["runners"]) == {"ours", "ours (general path)", "numpy reference"}
+    for runner in config["runners"].values():
+        assert len(runner["epochs"]) == 2 and runner["seconds_per_epoch"] > 0
+        assert 0 <= runner["test_accuracy"] <= 1
+    # our two paths train alike: same loss after the same epochs
+    ours, general = config["runners"]["ours"], config["runners"]["ours (general path)"]
+    assert ours["final_loss"] == pytest.approx(general["final_loss"], rel=1e-5)
+    assert ours["test_accuracy"] == general["test_accuracy"]
+    assert ours["paired_vs_ours"] == 1.0 and general["paired_vs_floor"] > 0
+    assert config["floor"]["seconds"] > 0
+    assert {"ours", "numpy reference"} <= set(report["inference"])
+    assert plot.exists()

@@ -1,0 +1,198 @@
+"""Tests for the fused training path (kernels/fused.py and its driver in train.py).
+
+The fused kernel must do exactly what the general path (model.loss_grads_correct, then
+optimizers.update, one step at a time) does: the same parameters, history, callbacks and stops
+for the same seed, for every optimizer, activation and depth. Its arithmetic mirrors the per-op
+kernels operation for operation, so the runs agree to round-off (in practice, to the bit).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinygrad_digits import model as M
+from tinygrad_digits import optimizers as O
+from tinygrad_digits import train as T
+from tinygrad_digits.kernels import fused
+from tinygrad_digits.kernels import softmax as softmax_kernels
+
+INPUTS, OUTPUTS = 20, 5
+HIDDEN = {1: (16,), 2: (16, 9), 3: (16, 9, 7)}
+
+
+def data(n: int, seed: int):
+    """Blobs that a small net learns in a few epochs: x (n, INPUTS) float32, labels (n,) int64."""
+    rng = np.random.default_rng(seed)
+    centers = np.random.default_rng(7).normal(0, 1.5, (OUTPUTS, INPUTS))
+    labels = rng.integers(0, OUTPUTS, n)
+    return (centers[labels] + rng.normal(0, 1, (n, INPUTS))).astype(np.float32), labels.astype(np.int64)
+
+
+def run(monkeypatch, use_fused: bool, spec, optimizer, epochs=2, batch_size=32, n=150, **callbacks):
+    monkeypatch.setattr(T, "USE_FUSED", use_fused)
+    x, y = data(n, 0)
+    xv, yv = data(40, 1)
+    params = M.init_params(spec, np.random.default_rng(3))
+    config = T.TrainConfig(epochs=epochs, batch_size=batch_size, seed=5)
+    result = T.train(spec, params, x, y, xv, yv, config, optimizer, **callbacks)
+    return result, params
+
+
+def strip(history):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+
+
+def assert_same_run(a, b):
+    (result_a, params_a), (result_b, params_b) = a, b
+    assert result_a.stopped == result_b.stopped
+    for key in params_a:
+        np.testing.assert_allclose(params_a[key], params_b[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    assert len(result_a.history) == len(result_b.history)
+    for ra, rb in zip(strip(result_a.history), strip(result_b.history)):
+        assert ra.keys() == rb.keys()
+        for key in ra:
+            assert ra[key] == pytest.approx(rb[key], rel=1e-5, abs=1e-7), key
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("name", O.OPTIMIZERS)
+def test_fused_path_matches_the_general_path(monkeypatch, name, activation, depth):
+    spec = M.ModelSpec(hidden=HIDDEN[depth], activations=(activation,), alpha=0.2, inputs=INPUTS, outputs=OUTPUTS)
+    # 150 images in batches of 32: 5 steps per epoch, the last of 22 rows
+    optimizer = O.OptimizerConfig(name, total_steps=2 * 5, weight_decay=1e-3 if depth != 2 else 0.0,
+                                  schedule="cosine" if depth != 3 else "constant")
+    assert T._fused_ok(spec, M.init_params(spec, np.random.default_rng(0)), T.TrainConfig(), optimizer)
+    fast = run(monkeypatch, True, spec, optimizer)
+    general = run(monkeypatch, False, spec, optimizer)
+    assert fast[0].stopped is None
+    assert_same_run(fast, general)
+
+
+def test_fused_path_reaches_the_general_paths_accuracy_on_mnist(monkeypatch, mnist_splits):
+    s = mnist_splits
+    x, y = s.x_train[:2000], s.y_train[:2000]
+    spec = M.ModelSpec(hidden=(64,), activations=("relu",), input_mean=float(x.mean()), input_std=float(x.std()))
+    runs = []
+    for use_fused in (True, False):
+        monkeypatch.setattr(T, "USE_FUSED", use_fused)
+        params = M.init_params(spec, np.random.default_rng(0))
+        optimizer = O.OptimizerConfig("adam", total_steps=2 * T.steps_per_epoch(2000, 128))
+        result = T.train(spec, params, M.normalize(spec, x), y, M.normalize(spec, s.x_val[:1000]), s.y_val[:1000],
+                         T.TrainConfig(epochs=2, batch_size=128), optimizer)
+        test_accuracy = np.mean(M.predict(spec, params, s.x_test[:2000]) == s.y_test[:2000])
+        runs.append((result, params, test_accuracy))
+    assert_same_run(runs[0][:2], runs[1][:2])
+    assert abs(runs[0][2] - runs[1][2]) <= 0.001
+    assert runs[0][2] > 0.8
+
+
+def test_callbacks_see_every_step_and_the_trained_params(monkeypatch):
+    spec = M.ModelSpec(hidden=(8,), inputs=INPUTS, outputs=OUTPUTS)
+    optimizer = O.OptimizerConfig("momentum", total_steps=10)
+    seen = {}
+    for use_fused in (True, False):
+        calls, snapshots = [], []
+        run(monkeypatch, use_fused, spec, optimizer, on_batch=lambda *a: calls.append(a),
+            on_epoch=lambda r, p: snapshots.append({k: v.copy() for k, v in p.items()}))
+        seen[use_fused] = calls, snapshots
+    assert seen[True][0] == seen[False][0] == [(s, 5) for s in range(1, 6)] * 2
+    for fast, general in zip(seen[True][1], seen[False][1]):
+        for key in fast:
+            np.testing.assert_allclose(fast[key], general[key], rtol=1e-5, atol=1e-6)
+
+
+def test_on_epoch_changes_to_the_params_reach_the_next_epoch(monkeypatch):
+    spec = M.ModelSpec(hidden=(8,), inputs=INPUTS, outputs=OUTPUTS)
+    optimizer = O.OptimizerConfig("sgd", total_steps=15)
+
+    def shrink(record, params):
+        for value in params.values():
+            value *= 0.5
+
+    runs = [run(monkeypatch, f, spec, optimizer, epochs=3, on_epoch=shrink) for f in (True, False)]
+    assert_same_run(*runs)
+
+
+def test_divergence_stops_both_paths_alike(monkeypatch):
+    spec = M.ModelSpec(hidden=(8,), inputs=INPUTS, outputs=OUTPUTS)
+    optimizer = O.OptimizerConfig("sgd", learning_rate=1e30, schedule="constant")
+    with np.errstate(over="ignore", invalid="ignore"):
+        runs = [run(monkeypatch, f, spec, optimizer, epochs=3) for f in (True, False)]
+    assert runs[0][0].stopped.startswith("diverged")
+    assert runs[0][0].stopped == runs[1][0].stopped
+    assert_same_run(*runs)
+
+
+def test_an_interrupt_keeps_the_steps_the_kernel_finished(monkeypatch):
+    """The fused path replays on_batch after each chunk of steps: a Ctrl-C raised there keeps
+    (and reports) every step the kernel finished, which equals a general run stopped there."""
+    spec = M.ModelSpec(hidden=(8,), inputs=INPUTS, outputs=OUTPUTS)
+    optimizer = O.OptimizerConfig("adam", total_steps=20)
+
+    def stop_at(limit):
+        def on_batch(step, steps):
+            if step == limit:
+                raise KeyboardInterrupt
+        return on_batch
+
+    fast = run(monkeypatch, True, spec, optimizer, n=600, on_batch=stop_at(2))
+    assert fast[0].stopped.startswith("interrupted during epoch 1, after ")
+    trained = int(fast[0].stopped.split("after ")[1].split(" of")[0])
+    steps_done = -(-trained // 32)
+    assert steps_done >= 2
+    general = run(monkeypatch, False, spec, optimizer, n=600, on_batch=stop_at(steps_done))
+    assert_same_run(fast, general)
+
+
+def test_same_seed_same_fused_run(monkeypatch):
+    spec = M.ModelSpec(hidden=(16, 8), activations=("tanh",), inputs=INPUTS, outputs=OUTPUTS)
+    optimizer = O.OptimizerConfig("adam", total_steps=10)
+    a, b = (run(monkeypatch, True, spec, optimizer) for _ in range(2))
+    assert strip(a[0].history) == strip(b[0].history)
+    for key in a[1]:
+        np.testing.assert_array_equal(a[1][key], b[1][key])
+
+
+def test_the_fused_path_is_only_taken_where_it_is_exact():
+    spec = M.ModelSpec(hidden=(8,), inputs=INPUTS, outputs=OUTPUTS)
+    config, optimizer = T.TrainConfig(), O.OptimizerConfig("adam")
+    float32 = M.init_params(spec, np.random.default_rng(0))
+    assert T._fused_ok(spec, float32, config, optimizer)
+    assert not T._fused_ok(spec, M.init_params(spec, np.random.default_rng(0), dtype=np.float64), config, optimizer)
+
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class WithDropout(M.ModelSpec):  # a feature the kernel does not know: the general path
+        dropout: float = 0.0
+
+    assert not T._fused_ok(WithDropout(hidden=(8,), inputs=INPUTS, outputs=OUTPUTS), float32, config, optimizer)
+
+
+@pytest.mark.parametrize("rows", [1, 7, 33])
+def test_softmax_cross_entropy_into_matches_the_allocating_kernel(rng, rows):
+    logits = rng.normal(0, 3, (rows, 10)).astype(np.float32)
+    labels = rng.integers(0, 10, rows).astype(np.int64)
+    dlogits = np.empty_like(logits)
+    loss, correct = fused.softmax_cross_entropy_into(logits, labels, dlogits)
+    ref_loss, ref_dlogits, ref_correct = softmax_kernels.softmax_cross_entropy(logits, labels)
+    assert loss == ref_loss and correct == ref_correct
+    np.testing.assert_array_equal(dlogits, ref_dlogits)
+
+
+def test_mlp_forward_matches_model_forward(rng):
+    spec = M.ModelSpec(hidden=(16, 9), activations=("relu", "sigmoid"), inputs=INPUTS, outputs=OUTPUTS)
+    params = M.init_params(spec, rng)
+    x = rng.normal(size=(7, INPUTS)).astype(np.float32)
+    steps = T._FusedSteps(spec, params, x, np.zeros(7, np.int64), T.TrainConfig(batch_size=7),
+                          O.OptimizerConfig("sgd"))
+    logits = fused.mlp_forward(steps.flat, steps.layout, steps.alpha, x, steps.outs)
+    np.testing.assert_array_equal(logits, M.forward(spec, params, x)[0])
+
+
+def test_warm_up_covers_the_fused_kernel():
+    from tinygrad_digits import warmup
+
+    assert "fused" in warmup.KERNEL_MODULES
