@@ -63,6 +63,13 @@ def emit_json(obj: dict) -> None:
 @main.command()
 @opt.architecture_options
 @opt.training_options
+@opt.regularization_options
+@click.option("--all-data", is_flag=True,
+              help="Train on all 60,000 training images: the validation set joins the training set.")
+@click.option("--preset", type=click.Choice(opt.PRESET_NAMES), default=None,
+              help="Start from a named recipe; options given override it. best: 800x800 ReLU, dropout 0.1, "
+                   "elastic augmentation, Adam 0.002 with cosine decay, batches of 256, 16 epochs on all "
+                   "60,000 images (>= 99% test accuracy in under 5 minutes on 2 cores).")
 @opt.data_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Model file to write (default: the per-user models directory).")
@@ -71,19 +78,15 @@ def emit_json(obj: dict) -> None:
 @click.option("--no-plot", is_flag=True, help="Do not draw the learning curves.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (config, history, metrics) on stdout.")
 def train(hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedule, weight_decay, seed,
-          train_size, data, out, plot, no_plot, as_json):
+          train_size, dropout, augment, all_data, preset, data, out, plot, no_plot, as_json):
     """Train an MLP on MNIST and save it (e.g. digits train --hidden 128 --act relu)."""
     from tinygrad_digits import app
 
-    spec_args = opt.build_spec_args(hidden, act, alpha)
-    splits = opt.load_data(data, seed, as_json)
-    run = app.TrainRun(
-        spec_args=spec_args, init=init, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-        learning_rate=lr, schedule=schedule, weight_decay=weight_decay, seed=seed, train_size=train_size,
-    )
+    run = opt.build_train_run(click.get_current_context(), preset)
+    splits = opt.load_data(data, run.seed, as_json)
     opt.announce_compile(as_json)
     out = out or app.default_model_path(run)
-    progress = opt.EpochProgress(as_json, epochs)
+    progress = opt.EpochProgress(as_json, run.epochs)
     outcome = app.train_and_save(run, splits, out, on_batch=progress.batch, on_epoch=progress.epoch)
     progress.close()
     result = outcome["result"]
@@ -112,8 +115,10 @@ def train(hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedule,
 @opt.data_option
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Save the confusion matrix as a PNG.")
+@click.option("--misclassified", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Save a PNG grid of the test digits the model gets most wrong (most confident mistakes).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object on stdout.")
-def evaluate(model, data, plot, as_json):
+def evaluate(model, data, plot, misclassified, as_json):
     """Test accuracy, loss, per-digit accuracy and confusion matrix of a model (default: the latest)."""
     from tinygrad_digits import app, metrics
     from tinygrad_digits.modelfile import load_model
@@ -127,6 +132,14 @@ def evaluate(model, data, plot, as_json):
         from tinygrad_digits.plots import plot_confusion
 
         plot_confusion(result["confusion"], plot, title=f"{spec.describe()}: confusion on the test set")
+    if misclassified:
+        from tinygrad_digits.model import predict_proba
+        from tinygrad_digits.plots import plot_misclassified
+
+        mistakes = metrics.most_confident_mistakes(splits.y_test, predict_proba(spec, params, splits.x_test))
+        plot_misclassified(splits.x_test, mistakes, misclassified,
+                           title=f"{spec.describe()}: the most confident mistakes on the test set")
+        result["misclassified"] = mistakes
     if as_json:
         emit_json({"model": str(path), "spec": spec.to_json(), **result})
         return
@@ -137,7 +150,18 @@ def evaluate(model, data, plot, as_json):
     click.echo(app.format_confusion(result["confusion"]))
     if plot:
         click.echo(f"confusion matrix saved to {plot}")
+    if misclassified:
+        click.echo(f"{len(result['misclassified'])} most confident mistakes saved to {misclassified}")
 
 
 # Commands that live in their own modules (each imports only click at module level).
 # One line per module: <name>.register(main)
+from . import bench  # noqa: E402
+bench.register(main)
+from . import compare  # noqa: E402
+compare.register(main)
+from . import draw, predict  # noqa: E402
+predict.register(main)
+draw.register(main)
+from . import sweep  # noqa: E402
+sweep.register(main)

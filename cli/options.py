@@ -14,6 +14,9 @@ ACTIVATION_NAMES = ("relu", "leaky_relu", "sigmoid", "tanh")
 OPTIMIZER_NAMES = ("sgd", "momentum", "adam")
 SCHEDULE_NAMES = ("constant", "cosine")
 INIT_NAMES = ("auto", "he", "glorot", "normal")
+# tinygrad_digits.augment.AUGMENTATIONS and tinygrad_digits.app.PRESETS (checked by tests too)
+AUGMENTATION_NAMES = ("none", "shift", "affine", "elastic")
+PRESET_NAMES = ("best",)
 
 
 def parse_hidden(values) -> tuple[int, ...]:
@@ -68,19 +71,26 @@ def _stack(*decorators):
     return apply
 
 
+alpha_option = click.option("--alpha", type=click.FloatRange(min=0), default=0.1, show_default=True,
+                            help="Negative slope of leaky_relu.")
+init_option = click.option("--init", type=click.Choice(INIT_NAMES), default="auto", show_default=True,
+                           help="Weight init: auto (He for the relu family, Glorot otherwise), he, glorot, normal.")
+epochs_option = click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
+                             help="Passes over the training set.")
+train_size_option = click.option("--train-size", type=click.IntRange(min=1), default=None,
+                                 help="Train on the first N of the 48,000 training images (quick runs).")
+
 architecture_options = _stack(
     click.option("--hidden", multiple=True, default=("128",), show_default=True,
                  help="Hidden layer sizes: repeat the option or give a list (128,64 or 128x64)."),
     click.option("--act", multiple=True, default=("relu",), show_default=True,
                  help=f"Hidden activation, one for all layers or one per layer: {', '.join(ACTIVATION_NAMES)}."),
-    click.option("--alpha", type=click.FloatRange(min=0), default=0.1, show_default=True,
-                 help="Negative slope of leaky_relu."),
-    click.option("--init", type=click.Choice(INIT_NAMES), default="auto", show_default=True,
-                 help="Weight init: auto (He for the relu family, Glorot otherwise), he, glorot, normal."),
+    alpha_option,
+    init_option,
 )
 
-training_options = _stack(
-    click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Passes over the training set."),
+# the optimizer's options, shared by training_options and digits sweep (which has --seeds)
+optimizer_options = _stack(
     click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Mini-batch size."),
     click.option("--optimizer", type=click.Choice(OPTIMIZER_NAMES), default="adam", show_default=True,
                  help="Update rule."),
@@ -90,11 +100,59 @@ training_options = _stack(
                  help="Learning-rate schedule over the whole run."),
     click.option("--weight-decay", type=click.FloatRange(min=0), default=3e-4, show_default=True,
                  help="L2 weight decay on the weights."),
+)
+
+training_options = _stack(
+    epochs_option,
+    optimizer_options,
     click.option("--seed", type=int, default=0, show_default=True,
                  help="Seed of the init, the batch order and the train/validation split."),
-    click.option("--train-size", type=click.IntRange(min=1), default=None,
-                 help="Train on the first N of the 48,000 training images (quick runs)."),
+    train_size_option,
 )
+
+regularization_options = _stack(
+    click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0,
+                 show_default=True,
+                 help="Fraction of hidden units dropped at each training step (Keras's rate); 0 is off."),
+    click.option("--augment", type=click.Choice(AUGMENTATION_NAMES), default="none", show_default=True,
+                 help="Random transforms of every training batch: shift (up to 2 px), affine (shift, "
+                      "rotation up to 10 degrees, scaling up to 10%), elastic (affine + elastic distortion)."),
+)
+
+
+def build_train_run(ctx: click.Context, preset: str | None):
+    """The TrainRun of the train command's options (architecture, training, regularization,
+    --all-data). With a preset, the preset's fields, replaced by each option given on the
+    command line (an option left at its default keeps the preset's value)."""
+    from click.core import ParameterSource
+
+    from tinygrad_digits import app
+
+    p = ctx.params
+    if preset is None:
+        spec_args = {**build_spec_args(p["hidden"], p["act"], p["alpha"]), "dropout": p["dropout"]}
+        return app.TrainRun(spec_args=spec_args, **{field: p[name] for name, field in _RUN_FIELDS.items()})
+    given = {name for name in p if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
+    run = app.preset_run(preset)
+    spec_args = dict(run.spec_args)
+    if "hidden" in given or "act" in given:
+        hidden = parse_hidden(p["hidden"]) if "hidden" in given else spec_args["hidden"]
+        acts = p["act"] if "act" in given else spec_args["activations"]
+        if "act" not in given and len(set(acts)) == 1:
+            acts = acts[:1]
+        spec_args["hidden"], spec_args["activations"] = hidden, parse_acts(acts, len(hidden))
+    for name in ("alpha", "dropout"):
+        if name in given:
+            spec_args[name] = p[name]
+    overrides = {field: p[name] for name, field in _RUN_FIELDS.items() if name in given}
+    return app.preset_run(preset, spec_args=spec_args, **overrides)
+
+
+_RUN_FIELDS = {  # option name -> TrainRun field
+    "init": "init", "epochs": "epochs", "batch_size": "batch_size", "optimizer": "optimizer",
+    "lr": "learning_rate", "schedule": "schedule", "weight_decay": "weight_decay", "seed": "seed",
+    "train_size": "train_size", "augment": "augment", "all_data": "all_data",
+}
 
 data_option = click.option(
     "--data", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -148,11 +206,14 @@ class EpochProgress:
     def epoch(self, record: dict, params) -> None:
         self.close()
         self.current = record["epoch"] + 1
+        validation = (
+            f"val loss {record['val_loss']:.4f} acc {100 * record['val_accuracy']:.2f}%"
+            if record["val_loss"] == record["val_loss"] else "no validation set"  # nan: none (--all-data)
+        )
         line = (
             f"epoch {record['epoch']:>{len(str(self.epochs))}}/{self.epochs}  "
             f"train loss {record['train_loss']:.4f} acc {100 * record['train_accuracy']:.2f}%  "
-            f"val loss {record['val_loss']:.4f} acc {100 * record['val_accuracy']:.2f}%  "
-            f"{record['seconds']:.2f} s"
+            f"{validation}  {record['seconds']:.2f} s"
         )
         click.echo(line, err=self.as_json)
 

@@ -299,7 +299,7 @@ def test_header_of_the_wrong_kind(tmp_path, model, header):
         (header_of(format_version=MF.FORMAT_VERSION + 1), "newer than this program"),
         (header_of(format_version="1"), "bad model file"),
         ({k: v for k, v in header_of().items() if k != "spec"}, "bad model file: .*spec"),
-        (header_of(spec={**SPEC.to_json(), "dropout": 0.5}), "unknown model spec fields: dropout"),
+        (header_of(spec={**SPEC.to_json(), "batchnorm": True}), "unknown model spec fields: batchnorm"),
         (header_of(spec={**SPEC.to_json(), "activations": ["relu", "gelu"]}), "unknown activation 'gelu'"),
         (header_of(spec={**SPEC.to_json(), "hidden": [9, 0]}), "must be positive"),
         ("{not json", "bad model file"),

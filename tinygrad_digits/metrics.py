@@ -44,3 +44,26 @@ def evaluate(spec, params, images: np.ndarray, labels: np.ndarray) -> dict:
         "per_digit_accuracy": [float(a) for a in per_class_accuracy(confusion)],
         "confusion": confusion.tolist(),
     }
+
+
+def most_confident_mistakes(labels: np.ndarray, probs: np.ndarray, count: int = 36) -> list[dict]:
+    """The ``count`` wrong predictions made with the highest confidence, most confident first.
+
+    labels (n,) integers, probs (n, classes) class probabilities. Returns plain dicts
+    {index, label, predicted, confidence (the probability given to the wrong label)}.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    probs = np.asarray(probs)
+    if probs.ndim != 2 or labels.shape != (len(probs),):
+        raise ValueError(
+            f"most_confident_mistakes: expected labels (n,) and probs (n, k), got {labels.shape} and {probs.shape}"
+        )
+    predicted = np.argmax(probs, axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    confidence = probs[wrong, predicted[wrong]]
+    top = wrong[np.argsort(-confidence, kind="stable")][:count]
+    return [
+        {"index": int(i), "label": int(labels[i]), "predicted": int(predicted[i]),
+         "confidence": float(probs[i, predicted[i]])}
+        for i in top
+    ]

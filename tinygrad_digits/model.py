@@ -2,8 +2,9 @@
 
 The network is ``inputs -> hidden layers (size, activation each) -> outputs`` with softmax
 fused into the loss. Layer ``i`` owns ``dense{i}.W`` (in, out) and ``dense{i}.b`` (out,); the
-output layer is the last ``dense``. Inputs to ``forward``/``value_and_grad`` are already
-normalized (``normalize``); ``predict_proba`` takes raw [0, 1] images and normalizes them.
+output layer is the last ``dense``. With ``dropout > 0`` every hidden layer's output goes through
+inverted dropout while training (when ``forward`` gets an rng) and is left as is at inference.
+Inputs to ``forward``/``value_and_grad`` are already normalized (``normalize``); ``predict_proba`` takes raw [0, 1] images and normalizes them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ INITS = ("auto", "he", "glorot", "normal")
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Architecture: hidden sizes with one activation each, leaky_relu's alpha, input scaling."""
+    """Architecture: hidden sizes with one activation each, leaky_relu's alpha, input scaling,
+    and the dropout rate after each hidden layer (Keras's meaning: the fraction dropped)."""
 
     hidden: tuple[int, ...] = (128,)
     activations: tuple[str, ...] = ("relu",)
@@ -30,6 +32,7 @@ class ModelSpec:
     outputs: int = 10
     input_mean: float = 0.0
     input_std: float = 1.0
+    dropout: float = 0.0
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -51,6 +54,10 @@ class ModelSpec:
             raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha}")
         if not self.input_std > 0:
             raise ValueError(f"input_std must be positive, got {self.input_std}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(
+                f"dropout is the fraction of units dropped: expected 0 <= dropout < 1, got {self.dropout}"
+            )
 
     def layers(self) -> list[tuple[str, int, int, str]]:
         """(name, fan_in, fan_out, activation) per dense layer, the output layer last."""
@@ -67,9 +74,13 @@ class ModelSpec:
         return "-".join([str(self.inputs), *mid, str(self.outputs)])
 
     def to_json(self) -> dict:
+        """The fields as JSON; ``dropout`` only when it is not 0, so that files of models
+        without dropout read the same in versions that predate it."""
         d = asdict(self)
         d["hidden"] = list(self.hidden)
         d["activations"] = list(self.activations)
+        if not self.dropout:
+            del d["dropout"]
         return d
 
     @classmethod
@@ -126,13 +137,22 @@ def normalize(spec: ModelSpec, images: np.ndarray, dtype=np.float32) -> np.ndarr
     return np.ascontiguousarray(x)
 
 
-def forward(spec: ModelSpec, params: dict, x: np.ndarray):
-    """Logits (n, outputs) of normalized inputs x (n, inputs), and the caches for backward."""
+def forward(spec: ModelSpec, params: dict, x: np.ndarray, rng: np.random.Generator | None = None):
+    """Logits (n, outputs) of normalized inputs x (n, inputs), and the caches for backward.
+
+    With an ``rng`` (training) and ``spec.dropout > 0``, dropout follows every hidden layer,
+    its masks drawn from rng; without one (inference) dropout is the identity.
+    """
     caches = []
     h = x
-    for name, _, _, act in spec.layers():
+    layers = spec.layers()
+    dropout = spec.dropout if rng is not None else 0.0
+    for i, (name, _, _, act) in enumerate(layers):
         h, cache = ops.dense_forward(params, name, h, act, spec.alpha)
         caches.append(cache)
+        if dropout and i < len(layers) - 1:
+            h, cache = ops.dropout_forward(h, dropout, rng)
+            caches.append(cache)
     return h, caches
 
 
@@ -141,6 +161,9 @@ def backward(spec: ModelSpec, params: dict, caches: list, dlogits: np.ndarray) -
     grads: dict = {}
     dy = dlogits
     for i in range(len(caches) - 1, -1, -1):
+        if isinstance(caches[i], ops.DropoutCache):
+            dy = ops.dropout_backward(caches[i], dy)
+            continue
         dy, g = ops.dense_backward(params, caches[i], dy, need_dx=i > 0)
         for key, value in g.items():
             if key in grads:
@@ -150,25 +173,33 @@ def backward(spec: ModelSpec, params: dict, caches: list, dlogits: np.ndarray) -
     return grads
 
 
-def loss_grads_correct(spec: ModelSpec, params: dict, x: np.ndarray, labels: np.ndarray):
+def loss_grads_correct(
+    spec: ModelSpec, params: dict, x: np.ndarray, labels: np.ndarray, rng: np.random.Generator | None = None
+):
     """The training step's work: (mean loss, grads, number of correct predictions).
 
     Unvalidated: labels must be int64 in [0, outputs) and x C-contiguous of the params' dtype.
+    ``rng`` draws the dropout masks (see ``forward``).
     """
-    logits, caches = forward(spec, params, x)
+    logits, caches = forward(spec, params, x, rng)
     loss, dlogits, correct = _softmax.softmax_cross_entropy(logits, labels)
     return loss, backward(spec, params, caches, dlogits), correct
 
 
-def value_and_grad(spec: ModelSpec, params: dict, x: np.ndarray, labels: np.ndarray):
+def value_and_grad(
+    spec: ModelSpec, params: dict, x: np.ndarray, labels: np.ndarray, rng: np.random.Generator | None = None
+):
     """Mean softmax cross-entropy of the network on (x (n, inputs), labels (n,)) and its
-    gradient with respect to every parameter: (loss: float, grads: dict like params)."""
+    gradient with respect to every parameter: (loss: float, grads: dict like params).
+
+    ``rng`` draws the dropout masks (training mode, see ``forward``); a generator seeded the
+    same way gives the same masks, so the loss is a deterministic function of the params."""
     check_params(spec, params)
     dtype = params["dense0.W"].dtype
     x = np.ascontiguousarray(x, dtype=dtype)
     if x.ndim != 2 or x.shape[1] != spec.inputs:
         raise ValueError(f"value_and_grad: expected x of shape (n, {spec.inputs}), got {x.shape}")
-    logits, caches = forward(spec, params, x)
+    logits, caches = forward(spec, params, x, rng)
     loss, dlogits = ops.softmax_cross_entropy(logits, labels)
     return loss, backward(spec, params, caches, dlogits)
 

@@ -85,6 +85,34 @@ def dense_backward(params, cache, dy: np.ndarray, need_dx: bool = True):
     return (dx if need_dx else None), {name + ".W": dw, name + ".b": db}
 
 
+class DropoutCache(NamedTuple):
+    mask: np.ndarray  # (n, m): 0 where dropped, 1 / (1 - rate) where kept
+
+
+def dropout_forward(x: np.ndarray, rate: float, rng: np.random.Generator | None):
+    """Inverted dropout with Keras's meaning of ``rate``: the fraction of units DROPPED.
+
+    Each unit of x (n, m) is zeroed with probability ``rate`` and the kept ones are scaled by
+    1 / (1 - rate), so E[y] = x and inference needs no rescaling. The mask comes from
+    ``rng.random(x.shape) >= rate`` (Keras's draw). With ``rng=None`` (inference) or
+    ``rate=0`` the op is the identity. Returns y (n, m) of x's dtype and a ``DropoutCache``.
+    """
+    if not (0.0 <= rate < 1.0):
+        raise ValueError(f"dropout_forward: rate is the fraction dropped, expected 0 <= rate < 1, got {rate}")
+    x = np.asarray(x)
+    if rng is None or rate == 0.0:
+        return x, DropoutCache(np.ones_like(x))
+    keep = rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64) >= rate
+    mask = keep.astype(x.dtype)
+    mask *= x.dtype.type(1.0 / (1.0 - rate))
+    return x * mask, DropoutCache(mask)
+
+
+def dropout_backward(cache: DropoutCache, dy: np.ndarray) -> np.ndarray:
+    """dx (n, m) = dy * mask: dropped units pass no gradient, kept ones are scaled as forward."""
+    return dy * cache.mask
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax probabilities (n, k) of logits (n, k)."""
     return _softmax.softmax(_c(logits))

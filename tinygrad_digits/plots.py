@@ -56,6 +56,32 @@ def plot_confusion(confusion, path: str | Path, title: str = "confusion matrix")
     return _save(fig, path)
 
 
+def plot_misclassified(images, mistakes: list[dict], path: str | Path, title: str = "", columns: int = 9) -> Path:
+    """A grid of the images (n, 784) named by ``mistakes`` (metrics.most_confident_mistakes),
+    each captioned with its true and predicted label and the confidence of the prediction."""
+    import math
+
+    import numpy as np
+
+    plt = _pyplot()
+    count = max(1, len(mistakes))
+    columns = min(columns, count)
+    rows = math.ceil(count / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.25 * columns, 1.45 * rows + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    side = math.isqrt(np.asarray(images).shape[1])
+    for ax, m in zip(axes.flat, mistakes):
+        ax.imshow(np.asarray(images[m["index"]]).reshape(side, side), cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(f"true {m['label']}, pred {m['predicted']}\n{100 * m['confidence']:.1f}%", fontsize=7)
+    if not mistakes:
+        axes.flat[0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _save(fig, path) -> Path:
     import matplotlib.pyplot as plt
 

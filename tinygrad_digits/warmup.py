@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-KERNEL_MODULES = ("activations", "dense", "softmax", "optim")
+KERNEL_MODULES = ("activations", "dense", "softmax", "optim", "fused", "augment")
 
 
 def kernels_cached() -> bool:
@@ -28,6 +28,7 @@ def warm_up(dtype=np.float32) -> None:
     """Call every kernel once on tiny arrays of ``dtype`` (compiling or loading it)."""
     from . import model as M
     from . import optimizers as O
+    from . import train as T
 
     spec = M.ModelSpec(hidden=(3,), activations=("relu",))
     params = M.init_params(spec, np.random.default_rng(0), dtype=dtype)
@@ -38,3 +39,11 @@ def warm_up(dtype=np.float32) -> None:
         config = O.OptimizerConfig(name)
         O.update(config, params, grads, O.init(config, params))
     M.predict_proba(spec, params, np.zeros((1, spec.inputs)))
+    from .augment import AUGMENTATIONS, augment_batch
+
+    augment_batch(AUGMENTATIONS["elastic"], np.zeros((1, spec.inputs), dtype=np.float32),
+                  np.random.default_rng(0))
+    if T.USE_FUSED:  # the fused training kernel (float32 only), through the same call as training
+        T.train(spec, M.init_params(spec, np.random.default_rng(0), dtype=np.float32),
+                np.zeros((2, spec.inputs), dtype=np.float32), labels, x[:0], labels[:0],
+                T.TrainConfig(epochs=1, batch_size=2), O.OptimizerConfig("sgd"))

@@ -1,0 +1,371 @@
+"""Sweeps: a grid of training runs (architectures x seeds), ranked, and compared digit by digit.
+
+A sweep is a list of ``app.TrainRun``; each is trained by ``app.train_and_save`` exactly as
+``digits train`` trains the same options (same seed, same split, same model), one after another
+or in worker processes. Every finished run appends one JSON object (a *record*) as one line to
+``<out>/runs.jsonl`` and saves its model in ``<out>/models/``, so an interrupted sweep keeps
+what it finished, and the next sweep skips every run whose record is already there (a run is
+identified by ``run_key``: a hash of its whole configuration).
+
+A record: {key, label, hidden [sizes], activation, seed, config (TrainRun.config()), n_params,
+test_accuracy, test_loss, val_accuracy, val_loss, per_digit_accuracy [10], seconds_per_epoch
+(median), epochs_done, stopped (None or why), model (path)}. ``summarize`` groups records by
+architecture (hidden sizes and activation) over seeds and ranks the groups by mean test accuracy.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from . import paths
+from .app import TrainRun
+
+RESULTS = "runs.jsonl"
+TIMING_KEYS = ("seconds_per_epoch", "model")  # what may differ between two identical runs
+
+
+def default_dir() -> Path:
+    """``<data home>/sweeps``: one results file shared by every sweep, so reruns resume."""
+    return paths.data_home() / "sweeps"
+
+
+def config_label(hidden: Iterable[int], activation: str) -> str:
+    """e.g. ``128x64 relu``."""
+    return "x".join(str(h) for h in hidden) + " " + activation
+
+
+def grid(
+    hiddens: Iterable[tuple[int, ...]], activations: Iterable[str], seeds: Iterable[int], base: TrainRun
+) -> list[TrainRun]:
+    """One run per (hidden sizes, activation, seed), hidden-major; each a copy of ``base`` with
+    that architecture (one activation for every hidden layer) and seed."""
+    runs = []
+    for hidden in hiddens:
+        hidden = tuple(int(h) for h in hidden)
+        for act in activations:
+            for seed in seeds:
+                spec_args = {**base.spec_args, "hidden": hidden, "activations": (act,) * len(hidden)}
+                runs.append(replace(base, spec_args=spec_args, seed=int(seed)))
+    return runs
+
+
+def run_key(run: TrainRun) -> str:
+    """A stable 16-hex-digit hash of the run's whole configuration."""
+    text = json.dumps(run.config(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_records(out_dir: str | Path) -> dict[str, dict]:
+    """The records in ``<out_dir>/runs.jsonl`` by key (the last one wins); lines that do not
+    parse (a write cut short by a crash) are skipped."""
+    path = Path(out_dir) / RESULTS
+    records: dict[str, dict] = {}
+    if not path.is_file():
+        return records
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "key" in record:
+            records[record["key"]] = record
+    return records
+
+
+def _append(out_dir: Path, record: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / RESULTS, "a") as f:
+        f.write(json.dumps(record, default=float) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+@functools.lru_cache(maxsize=1)
+def _raw_mnist(data_dir: str):
+    from . import data
+
+    return data.load_mnist(data_dir)
+
+
+@functools.lru_cache(maxsize=1)
+def _splits(data_dir: str, seed: int):
+    from . import data
+
+    return data.split(*_raw_mnist(data_dir), seed=seed)
+
+
+def run_one(run: TrainRun, data_dir: str | Path, models_dir: str | Path) -> dict:
+    """Train one run (the split seeded by the run's seed, as ``digits train``) and return its record.
+
+    ``data_dir`` must hold the MNIST files (``data.ensure_data``). An interrupted run raises
+    KeyboardInterrupt: it has no record.
+    """
+    from . import app
+
+    key = run_key(run)
+    splits = _splits(str(data_dir), run.seed)
+    model = Path(models_dir) / f"{key}.npz"
+    outcome = app.train_and_save(run, splits, model)
+    result = outcome["result"]
+    if result.stopped and result.stopped.startswith("interrupted"):
+        raise KeyboardInterrupt
+    metrics = outcome["metrics"]
+    history = result.history
+    last = history[-1] if history else {}
+    hidden = list(run.spec_args["hidden"])
+    activation = run.spec_args["activations"][0]
+    nan = float("nan")
+    return {
+        "key": key,
+        "label": config_label(hidden, activation),
+        "hidden": hidden,
+        "activation": activation,
+        "seed": run.seed,
+        "config": run.config(),
+        "n_params": outcome["spec"].n_params(),
+        "test_accuracy": metrics.get("accuracy", nan),
+        "test_loss": metrics.get("loss", nan),
+        "val_accuracy": last.get("val_accuracy", nan),
+        "val_loss": last.get("val_loss", nan),
+        "per_digit_accuracy": metrics.get("per_digit_accuracy", [nan] * 10),
+        "seconds_per_epoch": float(np.median([r["seconds"] for r in history])) if history else nan,
+        "epochs_done": len(history),
+        "stopped": result.stopped,
+        "model": str(model) if outcome["saved"] else None,
+    }
+
+
+_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def _worker_init() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers on Ctrl-C
+
+
+def _work(task):
+    run, data_dir, models_dir = task
+    return run_one(run, data_dir, models_dir)
+
+
+def run_sweep(
+    runs: list[TrainRun],
+    out_dir: str | Path,
+    data_dir: str | Path,
+    jobs: int = 1,
+    resume: bool = True,
+    on_start: Callable[[TrainRun], None] | None = None,
+    on_result: Callable[[dict, bool], None] | None = None,
+) -> list[dict]:
+    """Train every run that has no record yet (all of them with ``resume=False``).
+
+    Records are appended to ``<out_dir>/runs.jsonl`` as runs finish; ``on_result(record,
+    cached)`` is called for each run, first for those found (cached=True), then as the others
+    finish. With ``jobs > 1`` runs train in that many worker processes, each with one BLAS
+    thread (results may then differ from a sequential sweep in the last bits of the float
+    arithmetic). Ctrl-C stops the sweep: finished runs keep their records, and the
+    KeyboardInterrupt propagates. Returns the records of ``runs``, in their order.
+    """
+    if jobs < 1:
+        raise ValueError(f"run_sweep: jobs must be >= 1, got {jobs}")
+    out_dir = Path(out_dir)
+    models_dir = out_dir / "models"
+    keys = [run_key(run) for run in runs]
+    found = load_records(out_dir) if resume else {}
+    done: dict[str, dict] = {}
+    todo = []
+    for run, key in zip(runs, keys):
+        if key in found:
+            done[key] = found[key]
+            if on_result is not None:
+                on_result(found[key], True)
+        elif key not in {k for _, k in todo}:
+            todo.append((run, key))
+    # seed-major, so that a process re-splits the data only when the seed changes
+    todo.sort(key=lambda item: item[0].seed)
+
+    def finished(record):
+        _append(out_dir, record)
+        done[record["key"]] = record
+        if on_result is not None:
+            on_result(record, False)
+
+    if jobs == 1 or len(todo) <= 1:
+        for run, _ in todo:
+            if on_start is not None:
+                on_start(run)
+            finished(run_one(run, data_dir, models_dir))
+    else:
+        _run_parallel([run for run, _ in todo], data_dir, models_dir, jobs, finished)
+    return [done[key] for key in keys if key in done]
+
+
+def _run_parallel(runs, data_dir, models_dir, jobs, finished) -> None:
+    import multiprocessing
+
+    saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
+    os.environ.update({name: "1" for name in _THREAD_VARIABLES})  # read by the workers at start
+    pool = None
+    try:
+        pool = multiprocessing.get_context("spawn").Pool(min(jobs, len(runs)), initializer=_worker_init)
+        for record in pool.imap_unordered(_work, [(run, str(data_dir), str(models_dir)) for run in runs]):
+            finished(record)
+        pool.close()
+    except BaseException:
+        if pool is not None:
+            pool.terminate()
+        raise
+    finally:
+        if pool is not None:
+            pool.join()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+# -- Summaries ------------------------------------------------------------------------------
+
+
+def summarize(records: list[dict]) -> list[dict]:
+    """One row per architecture, best first: {label, hidden, activation, n_params, seeds,
+    test_accuracy (mean), test_accuracy_sd (sample sd over seeds, 0 for one), test_accuracy_min,
+    test_accuracy_max, val_accuracy, test_loss, seconds_per_epoch (means), per_digit_accuracy
+    [10] (mean), weakest_digit, stopped (how many runs stopped early)}."""
+    groups: dict[str, list[dict]] = {}
+    for record in records:
+        groups.setdefault(record["label"], []).append(record)
+    rows = []
+    for label, group in groups.items():
+        acc = np.array([r["test_accuracy"] for r in group], dtype=float)
+        digits = np.array([r["per_digit_accuracy"] for r in group], dtype=float).mean(axis=0)
+        rows.append(
+            {
+                "label": label,
+                "hidden": group[0]["hidden"],
+                "activation": group[0]["activation"],
+                "n_params": group[0]["n_params"],
+                "seeds": sorted(r["seed"] for r in group),
+                "test_accuracy": float(acc.mean()),
+                "test_accuracy_sd": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+                "test_accuracy_min": float(acc.min()),
+                "test_accuracy_max": float(acc.max()),
+                "val_accuracy": float(np.mean([r["val_accuracy"] for r in group])),
+                "test_loss": float(np.mean([r["test_loss"] for r in group])),
+                "seconds_per_epoch": float(np.mean([r["seconds_per_epoch"] for r in group])),
+                "per_digit_accuracy": [float(a) for a in digits],
+                "weakest_digit": int(np.nanargmin(digits)) if np.isfinite(digits).any() else None,
+                "stopped": sum(1 for r in group if r.get("stopped")),
+            }
+        )
+    rows.sort(key=lambda row: -row["test_accuracy"] if math.isfinite(row["test_accuracy"]) else math.inf)
+    return rows
+
+
+def _pct(value: float, digits: int = 2) -> str:
+    return f"{100 * value:.{digits}f}" if math.isfinite(value) else "-"
+
+
+def format_table(rows: list[dict]) -> str:
+    """The ranked table: test accuracy mean +- sd over seeds, validation accuracy, test loss,
+    seconds per epoch, parameter count."""
+    width = max([len("configuration")] + [len(r["label"]) for r in rows])
+    head = (
+        f"{'rank':>4}  {'configuration':<{width}}  {'params':>9}  {'test acc %':>10} {'± sd':>5}  "
+        f"{'val acc %':>9}  {'test loss':>9}  {'s/epoch':>7}  {'seeds':>5}"
+    )
+    lines = [head]
+    for rank, r in enumerate(rows, 1):
+        sd = _pct(r["test_accuracy_sd"]) if len(r["seeds"]) > 1 else "-"
+        note = f"  ({r['stopped']} stopped early)" if r["stopped"] else ""
+        lines.append(
+            f"{rank:>4}  {r['label']:<{width}}  {r['n_params']:>9,}  {_pct(r['test_accuracy']):>10} {sd:>5}  "
+            f"{_pct(r['val_accuracy']):>9}  {r['test_loss']:>9.4f}  {r['seconds_per_epoch']:>7.2f}  "
+            f"{len(r['seeds']):>5}{note}"
+        )
+    return "\n".join(lines)
+
+
+def format_digit_matrix(rows: list[dict]) -> str:
+    """Per-digit test accuracy (%) per configuration; ``*`` marks each row's weakest digit."""
+    width = max([len("configuration")] + [len(r["label"]) for r in rows])
+    lines = [
+        "per-digit test accuracy (%); * marks each configuration's weakest digit",
+        f"{'configuration':<{width}}" + "".join(f"{d:>8}" for d in range(10)),
+    ]
+    for r in rows:
+        cells = []
+        for d, acc in enumerate(r["per_digit_accuracy"]):
+            mark = "*" if d == r["weakest_digit"] else " "
+            cells.append(f"{_pct(acc, 1):>7}{mark}")
+        lines.append(f"{r['label']:<{width}}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def plot_sweep(rows: list[dict], path: str | Path, title: str = "") -> Path:
+    """Two panels: the ranked test accuracies (bars: mean; whiskers: min and max over seeds),
+    and the per-digit error rates (configuration x digit), each row's weakest digit boxed."""
+    from .plots import _pyplot, _save
+
+    plt = _pyplot()
+    n = len(rows)
+    fig, (ax_bar, ax_map) = plt.subplots(
+        1, 2, figsize=(13, max(3.0, 0.45 * n + 1.5)), gridspec_kw={"width_ratios": [1, 1.4]}
+    )
+    labels = [r["label"] for r in rows]
+    y = np.arange(n)
+    acc = np.array([100 * r["test_accuracy"] for r in rows])
+    low = acc - np.array([100 * r["test_accuracy_min"] for r in rows])
+    high = np.array([100 * r["test_accuracy_max"] for r in rows]) - acc
+    ax_bar.barh(y, acc, xerr=[low, high], color="C0", alpha=0.8, capsize=3)
+    finite = np.isfinite(acc)
+    if finite.any():
+        lowest, highest = (acc - low)[finite].min(), (acc + high)[finite].max()
+        ax_bar.set_xlim(max(0.0, lowest - 1.0), min(100.0, highest) + 0.25 * (highest - lowest) + 0.3)
+    for i, value in enumerate(acc):
+        if math.isfinite(value):
+            ax_bar.text(value + high[i], i, f" {value:.2f}", va="center", fontsize=8)
+    ax_bar.set(yticks=y, yticklabels=labels, xlabel="test accuracy (%)", title="ranked by test accuracy")
+    ax_bar.invert_yaxis()
+    ax_bar.grid(axis="x", alpha=0.3)
+
+    errors = 100 * (1 - np.array([r["per_digit_accuracy"] for r in rows], dtype=float))
+    image = ax_map.imshow(errors, cmap="Reds", aspect="auto")
+    for i, r in enumerate(rows):
+        for d in range(10):
+            colour = "white" if errors[i, d] > 0.6 * np.nanmax(errors) else "black"
+            ax_map.text(d, i, f"{errors[i, d]:.1f}", ha="center", va="center", fontsize=7, color=colour)
+        if r["weakest_digit"] is not None:
+            ax_map.add_patch(  # inset, so that boxes in neighbouring rows never share an edge
+                plt.Rectangle(
+                    (r["weakest_digit"] - 0.42, i - 0.42),
+                    0.84,
+                    0.84,
+                    fill=False,
+                    edgecolor="black",
+                    linewidth=1.5,
+                )
+            )
+    ax_map.set(
+        xticks=range(10),
+        yticks=y,
+        yticklabels=labels,
+        xlabel="digit",
+        title="per-digit test error (%), weakest digit boxed",
+    )
+    fig.colorbar(image, ax=ax_map, label="error (%)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
