@@ -5,6 +5,13 @@ progress bar, ``on_epoch`` for a line or a checkpoint) and never prints. It stop
 says why in ``TrainResult.stopped``, when the loss stops being finite (the parameters are
 rolled back to the end of the last good epoch) or on Ctrl-C (the parameters are kept as
 trained so far).
+
+Two paths run an epoch's steps and give the same results: the general path
+(``model.loss_grads_correct`` then ``optimizers.update``, one step at a time, open to any
+change of the model or the step) and the fused path (``kernels/fused.py``: many steps per kernel
+call, no Python or allocation per step), taken for float32 params and the configurations that
+kernel knows (``_fused_ok``). The fused path calls ``on_batch`` once per step too, in bursts
+after each chunk of steps (tens of milliseconds).
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ from typing import Callable
 import numpy as np
 
 from . import model as M
+from . import ops
 from . import optimizers as O
+from .kernels import fused as _fused
 from .kernels import softmax as _softmax
 
 
@@ -75,6 +84,7 @@ def train(
     optimizer: O.OptimizerConfig,
     on_batch: Callable[[int, int], None] | None = None,
     on_epoch: Callable[[dict, dict], None] | None = None,
+    augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
 ) -> TrainResult:
     """Train params (updated in place) on normalized inputs x (n, inputs) with labels (n,).
 
@@ -82,6 +92,11 @@ def train(
     ``on_batch(step_in_epoch, steps)`` after every step; ``on_epoch(record, params)`` after
     every epoch, with record = {epoch, train_loss, train_accuracy, val_loss, val_accuracy,
     learning_rate, seconds}. Returns the params, the history and why it stopped early, if so.
+
+    ``augment(xb, rng) -> xb``, if given, transforms every training batch (normalized inputs,
+    (b, inputs)) before the step, e.g. ``augment.BatchAugmenter``. Its draws and the dropout
+    masks (``spec.dropout``) come from a second generator, ``np.random.default_rng((seed, 1))``,
+    so the batch order is the same with or without them.
     """
     M.check_params(spec, params)
     dtype = params["dense0.W"].dtype
@@ -96,51 +111,218 @@ def train(
         raise ValueError(f"need as many training images as labels (> 0), got {len(x_train)} and {len(y_train)}")
 
     rng = np.random.default_rng(config.seed)
+    noise = np.random.default_rng((config.seed, 1))  # augmentation and dropout
     state = O.init(optimizer, params)
     n = len(x_train)
-    steps = steps_per_epoch(n, config.batch_size)
     result = TrainResult(params)
     good = {k: v.copy() for k, v in params.items()}
+    fused = _FusedSteps(spec, params, x_train, y_train, config, optimizer) if (
+        augment is None and _fused_ok(spec, params, config, optimizer)) else None
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         order = rng.permutation(n)
-        loss_sum, correct, seen = 0.0, 0, 0
+        tally = _Tally()
         lr = O.learning_rate_at(optimizer, state["step"])
         try:
-            for step in range(steps):
-                idx = order[step * config.batch_size : (step + 1) * config.batch_size]
-                xb, yb = x_train[idx], y_train[idx]
-                loss, grads, hits = M.loss_grads_correct(spec, params, xb, yb)
-                if not math.isfinite(loss):
-                    for k in params:
-                        params[k][...] = good[k]
-                    result.stopped = (
-                        f"diverged: the loss became {loss} at epoch {epoch}, step {step + 1}; "
-                        f"kept the parameters of epoch {epoch - 1} (try a lower learning rate)"
-                    )
-                    return result
-                O.update(optimizer, params, grads, state, check=False)
-                loss_sum += loss * len(idx)
-                correct += hits
-                seen += len(idx)
-                if on_batch is not None:
-                    on_batch(step + 1, steps)
+            if fused is None:
+                diverged = _general_steps(spec, params, x_train, y_train, order, config.batch_size,
+                                          optimizer, state, tally, on_batch, augment, noise)
+            else:
+                diverged = fused.run_epoch(order, state, tally, on_batch)
+            val_loss, val_acc = (math.nan, math.nan)
+            if diverged is None:
+                val_loss, val_acc = evaluate_loss_accuracy(spec, params, x_val, y_val)
+                # the epoch's last update can break the params without any loss seeing it yet
+                if not all(np.isfinite(v).all() for v in params.values()) or (
+                    len(x_val) and not math.isfinite(val_loss)
+                ):
+                    diverged = (steps_per_epoch(n, config.batch_size) - 1, val_loss)
+            if diverged is not None:
+                step, loss = diverged
+                for k in params:
+                    params[k][...] = good[k]
+                if fused is not None:
+                    fused.pack()
+                result.stopped = (
+                    f"diverged: the loss became {loss} at epoch {epoch}, step {step + 1}; "
+                    f"kept the parameters of epoch {epoch - 1} (try a lower learning rate)"
+                )
+                return result
+            record = {
+                "epoch": epoch,
+                "train_loss": tally.loss_sum / tally.seen,
+                "train_accuracy": tally.correct / tally.seen,
+                "val_loss": val_loss,
+                "val_accuracy": val_acc,
+                "learning_rate": lr,
+                "seconds": time.perf_counter() - started,
+            }
+            result.history.append(record)
+            for k, v in params.items():
+                good[k][...] = v
+            if on_epoch is not None:
+                on_epoch(record, params)
+                if fused is not None:
+                    fused.pack()  # on_epoch may have changed the params
         except KeyboardInterrupt:
-            result.stopped = f"interrupted during epoch {epoch}, after {seen} of {n} images"
+            if fused is not None:
+                fused.sync(tally)  # the params as trained so far
+            result.stopped = f"interrupted during epoch {epoch}, after {tally.seen} of {n} images"
             return result
-        val_loss, val_acc = evaluate_loss_accuracy(spec, params, x_val, y_val)
-        record = {
-            "epoch": epoch,
-            "train_loss": loss_sum / seen,
-            "train_accuracy": correct / seen,
-            "val_loss": val_loss,
-            "val_accuracy": val_acc,
-            "learning_rate": lr,
-            "seconds": time.perf_counter() - started,
-        }
-        result.history.append(record)
-        for k, v in params.items():
-            good[k][...] = v
-        if on_epoch is not None:
-            on_epoch(record, params)
     return result
+
+
+class _Tally:
+    """Running sums of one epoch: loss * rows, correct predictions, rows seen."""
+
+    def __init__(self):
+        self.loss_sum, self.correct, self.seen = 0.0, 0, 0
+
+
+def _general_steps(spec, params, x_train, y_train, order, batch_size, optimizer, state, tally, on_batch,
+                   augment=None, noise=None):
+    """One epoch, one step at a time: model.loss_grads_correct, then optimizers.update.
+
+    The general path, open to any change of the model or the step (augmentation and dropout
+    draw from ``noise``). Returns None, or (step, loss) for the first step whose loss was not
+    finite (that step is not applied).
+    """
+    steps = steps_per_epoch(len(x_train), batch_size)
+    dropout_rng = noise if spec.dropout else None
+    for step in range(steps):
+        idx = order[step * batch_size : (step + 1) * batch_size]
+        xb, yb = x_train[idx], y_train[idx]
+        if augment is not None:
+            xb = np.ascontiguousarray(augment(xb, noise), dtype=x_train.dtype)
+        loss, grads, hits = M.loss_grads_correct(spec, params, xb, yb, dropout_rng)
+        if not math.isfinite(loss):
+            return step, loss
+        O.update(optimizer, params, grads, state, check=False)
+        tally.loss_sum += loss * len(idx)
+        tally.correct += hits
+        tally.seen += len(idx)
+        if on_batch is not None:
+            on_batch(step + 1, steps)
+    return None
+
+
+# -- The fast path --------------------------------------------------------------------------
+# kernels/fused.train_steps runs many steps per call (gather, forward, fused softmax
+# cross-entropy, backward, update of every layer) with the same arithmetic as the general path.
+# It knows exactly the fields below; a config that has any other field trains on the general
+# path until the kernel learns it. Fields in _FUSED_NEUTRAL it knows only at that value (dropout
+# off); an augmentation hook (train's ``augment``) also takes the general path.
+
+USE_FUSED = True  # False forces the general path (tests and benchmarks compare the two)
+_FUSED_KNOWS = {
+    M.ModelSpec: {"hidden", "activations", "alpha", "inputs", "outputs", "input_mean", "input_std",
+                  "dropout"},
+    TrainConfig: {"epochs", "batch_size", "seed"},
+    O.OptimizerConfig: {"name", "learning_rate", "schedule", "total_steps", "weight_decay", "momentum",
+                        "beta1", "beta2", "epsilon"},
+}
+_FUSED_NEUTRAL = {M.ModelSpec: {"dropout": 0.0}}
+_FUSED_RULES = {"sgd": _fused.SGD, "momentum": _fused.MOMENTUM, "adam": _fused.ADAM}
+_CHUNK_WORK = 5e8  # rows * parameters per kernel call: ~10-30 ms, so Ctrl-C and progress stay live
+
+
+def _fused_ok(spec, params, config, optimizer) -> bool:
+    """Whether the fused kernel does exactly what the general path would (float32 only)."""
+    if not USE_FUSED or params["dense0.W"].dtype != np.float32 or optimizer.name not in _FUSED_RULES:
+        return False
+    for obj in (spec, config, optimizer):
+        known = _FUSED_KNOWS.get(type(obj))
+        if known is None or set(obj.__dataclass_fields__) != known:
+            return False
+        if any(getattr(obj, name) != value for name, value in _FUSED_NEUTRAL.get(type(obj), {}).items()):
+            return False
+    return True
+
+
+class _FusedSteps:
+    """The params, optimizer slots and scratch of kernels/fused.train_steps, as flat buffers.
+
+    The params dict stays the truth between calls: ``pack`` copies it in, ``sync`` copies the
+    kernel's params back out after every chunk of steps.
+    """
+
+    def __init__(self, spec, params, x_train, y_train, config, optimizer):
+        dtype = params["dense0.W"].dtype
+        self.spec, self.params, self.optimizer = spec, params, optimizer
+        # writable C arrays: a read-only or strided one would compile another kernel signature
+        self.x = x_train if x_train.flags.writeable else x_train.copy()
+        self.y = np.require(y_train, np.int64, ["C", "W"])
+        self.batch_size = config.batch_size
+        rows, size, out_size = [], 0, 0
+        self.keys = []
+        for name, fan_in, fan_out, act in spec.layers():
+            w_at, b_at = size, size + fan_in * fan_out
+            size = b_at + fan_out
+            rows.append((w_at, fan_in, fan_out, b_at, out_size, ops.activation_code(act)))
+            out_size += config.batch_size * fan_out
+            self.keys += [(name + ".W", w_at, fan_in * fan_out), (name + ".b", b_at, fan_out)]
+        self.layout = np.array(rows, dtype=np.int64)
+        self.flat = np.empty(size, dtype=dtype)
+        self.grads = np.empty(size, dtype=dtype)
+        self.outs = np.empty(out_size, dtype=dtype)
+        self.deltas = np.empty(out_size, dtype=dtype)
+        self.xbuf = np.empty((config.batch_size, spec.inputs), dtype=dtype)
+        self.ybuf = np.empty(config.batch_size, dtype=np.int64)
+        self.bias_sums = np.empty(int(self.layout[:, 2].max()), dtype=np.float64)
+        slots = {"sgd": 0, "momentum": 1, "adam": 2}[optimizer.name]
+        self.slot1 = np.zeros(size if slots >= 1 else 0, dtype=dtype)
+        self.slot2 = np.zeros(size if slots >= 2 else 0, dtype=dtype)
+        self.rule = _FUSED_RULES[optimizer.name]
+        self.hyper = np.array([1.0 - optimizer.beta1, 1.0 - optimizer.beta2, optimizer.epsilon,
+                               optimizer.momentum, optimizer.weight_decay, 0.0], dtype=dtype)
+        self.alpha = float(spec.alpha)
+        self.progress = np.zeros(4, dtype=np.float64)
+        self.chunk = int(min(64, max(1, _CHUNK_WORK // (config.batch_size * size))))
+        self.pack()
+
+    def pack(self) -> None:
+        for key, at, count in self.keys:
+            self.flat[at : at + count] = self.params[key].reshape(-1)
+
+    def sync(self, tally) -> None:
+        """Params and the epoch's tally as of the last step the kernel finished."""
+        for key, at, count in self.keys:
+            self.params[key].reshape(-1)[...] = self.flat[at : at + count]
+        done = int(self.progress[0])
+        tally.loss_sum, tally.correct = float(self.progress[1]), int(self.progress[2])
+        tally.seen = min(done * self.batch_size, len(self.x))
+
+    def _learning_rates(self, t: int, count: int) -> np.ndarray:
+        """The rates optimizers.update would use for steps t .. t + count - 1, in the params' dtype."""
+        opt = self.optimizer
+        rates = []
+        for step in range(t, t + count):
+            lr = O.learning_rate_at(opt, step)
+            if opt.name == "adam":
+                lr *= math.sqrt(1.0 - opt.beta2 ** (step + 1)) / (1.0 - opt.beta1 ** (step + 1))
+            rates.append(lr)
+        return np.array(rates, dtype=self.flat.dtype)
+
+    def run_epoch(self, order, state, tally, on_batch):
+        """Like _general_steps, in chunks of steps; on_batch calls come after each chunk."""
+        steps = steps_per_epoch(len(self.x), self.batch_size)
+        self.progress[:] = 0.0
+        done = 0
+        while done < steps:
+            last = min(steps, done + self.chunk)
+            rates = self._learning_rates(state["step"], last - done)
+            failed = _fused.train_steps(
+                self.x, self.y, order, self.batch_size, done, last, self.flat, self.layout, self.alpha,
+                self.rule, rates, self.hyper, self.slot1, self.slot2, self.grads, self.outs, self.deltas,
+                self.xbuf, self.ybuf, self.bias_sums, self.progress,
+            )
+            self.sync(tally)
+            reached = int(self.progress[0])
+            state["step"] += reached - done
+            if on_batch is not None:
+                for step in range(done, reached):
+                    on_batch(step + 1, steps)
+            if failed >= 0:
+                return failed, float(self.progress[3])
+            done = reached
+        return None
