@@ -17,15 +17,12 @@ FLUSH_SUBNORMALS).
 """
 
 import math
-import platform
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit
 
-from .activations import activate, derivative
+from .activations import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH, activate, derivative
+from .floatenv import FLUSH_SUBNORMALS, mxcsr, set_mxcsr
 from .optim import adam_update, momentum_update, sgd_update
 
 SGD = 0
@@ -39,49 +36,6 @@ D_OUT = 2
 B_OFFSET = 3
 OUT_OFFSET = 4
 ACT = 5
-
-
-# Subnormal floats (below 1.2e-38) cost a microcode assist per operation on x86. Adam makes
-# them: the m of a weight whose gradient stays 0 decays by (1 - beta1) a step into the
-# subnormal range and sticks there, and 6% of such m slow the whole update 2x. The training
-# kernel therefore runs with flush-to-zero and denormals-are-zero, as TensorFlow and XLA do:
-# a value that small only ever adds below the last bit of a parameter, so no result changes.
-_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
-FLUSH_SUBNORMALS = 0x8040  # MXCSR bits FTZ (15) and DAZ (6)
-
-
-@intrinsic
-def _mxcsr(typingctx):
-    """The x86 SSE control/status register (0 elsewhere)."""
-
-    def codegen(context, builder, signature, args):
-        i32 = ir.IntType(32)
-        if not _X86:
-            return i32(0)
-        slot = cgutils.alloca_once(builder, i32)
-        stmxcsr = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer()]), "llvm.x86.sse.stmxcsr"
-        )
-        builder.call(stmxcsr, [builder.bitcast(slot, ir.IntType(8).as_pointer())])
-        return builder.load(slot)
-
-    return types.uint32(), codegen
-
-
-@intrinsic
-def _set_mxcsr(typingctx, value):
-    """Load the x86 SSE control/status register (nothing elsewhere)."""
-
-    def codegen(context, builder, signature, args):
-        if _X86:
-            slot = cgutils.alloca_once_value(builder, args[0])
-            ldmxcsr = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer()]), "llvm.x86.sse.ldmxcsr"
-            )
-            builder.call(ldmxcsr, [builder.bitcast(slot, ir.IntType(8).as_pointer())])
-        return context.get_dummy_value()
-
-    return types.void(types.uint32), codegen
 
 
 @njit(cache=True, error_model="numpy")
@@ -123,6 +77,76 @@ def _view2(buffer, offset, rows, cols):
 
 
 @njit(cache=True, error_model="numpy")
+def _gather(x, labels, order, start, nb, xb, yb):
+    """xb[i] = x[order[start + i]], yb likewise, four rows at a time: four streams from memory
+    in flight at once instead of one (the rows are scattered over the whole training set)."""
+    d_in = x.shape[1]
+    quads = nb - nb % 4
+    for i in range(0, quads, 4):
+        r0, r1, r2, r3 = order[start + i], order[start + i + 1], order[start + i + 2], order[start + i + 3]
+        for j in range(d_in):
+            xb[i, j] = x[r0, j]
+            xb[i + 1, j] = x[r1, j]
+            xb[i + 2, j] = x[r2, j]
+            xb[i + 3, j] = x[r3, j]
+    for i in range(quads, nb):
+        r = order[start + i]
+        for j in range(d_in):
+            xb[i, j] = x[r, j]
+    for i in range(nb):
+        yb[i] = labels[order[start + i]]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _bias_activate_as(y, b, act, alpha):
+    for i in range(y.shape[0]):
+        for j in range(y.shape[1]):
+            y[i, j] = activate(y[i, j] + b[j], act, alpha)
+
+
+@njit(cache=True, error_model="numpy")
+def _bias_activate(y, b, act, alpha):
+    """y = act(y + b) in place (dense.dense_forward's loop), one loop per activation code so that
+    each loop body is branch-free and vectorizes."""
+    if act == RELU:
+        _bias_activate_as(y, b, RELU, alpha)
+    elif act == LEAKY_RELU:
+        _bias_activate_as(y, b, LEAKY_RELU, alpha)
+    elif act == SIGMOID:
+        _bias_activate_as(y, b, SIGMOID, alpha)
+    elif act == TANH:
+        _bias_activate_as(y, b, TANH, alpha)
+    else:
+        _bias_activate_as(y, b, IDENTITY, alpha)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _activation_grad_as(dz, y, db, act, alpha):
+    for i in range(dz.shape[0]):
+        for j in range(dz.shape[1]):
+            g = dz[i, j] * derivative(y[i, j], act, alpha)
+            dz[i, j] = g
+            db[j] += g
+
+
+@njit(cache=True, error_model="numpy")
+def _activation_grad(dz, y, db, act, alpha):
+    """dz *= act'(y) in place and db = its column sums in float64 (dense.dense_backward's loop),
+    one loop per activation code."""
+    db[:] = 0.0
+    if act == RELU:
+        _activation_grad_as(dz, y, db, RELU, alpha)
+    elif act == LEAKY_RELU:
+        _activation_grad_as(dz, y, db, LEAKY_RELU, alpha)
+    elif act == SIGMOID:
+        _activation_grad_as(dz, y, db, SIGMOID, alpha)
+    elif act == TANH:
+        _activation_grad_as(dz, y, db, TANH, alpha)
+    else:
+        _activation_grad_as(dz, y, db, IDENTITY, alpha)
+
+
+@njit(cache=True, error_model="numpy")
 def mlp_forward(params, layout, alpha, x, outs):
     """Logits (n, k) of inputs x (n, d_in), written through every layer's slice of ``outs``.
 
@@ -136,9 +160,7 @@ def mlp_forward(params, layout, alpha, x, outs):
         b = params[layout[layer, B_OFFSET] : layout[layer, B_OFFSET] + d_out]
         y = _view2(outs, layout[layer, OUT_OFFSET], n, d_out)
         np.dot(h, w, y)
-        for i in range(n):
-            for j in range(d_out):
-                y[i, j] = activate(y[i, j] + b[j], act, alpha)
+        _bias_activate(y, b, act, alpha)
         h = y
     return h
 
@@ -169,13 +191,13 @@ def train_steps(x, labels, order, batch_size, first, last, params, layout, alpha
     holds (steps done in the epoch, sum of loss * rows, correct predictions, the last loss).
 
     Returns -1, or the step whose loss was not finite: that step left the params untouched.
-    Subnormal values are flushed to zero meanwhile (see FLUSH_SUBNORMALS).
+    Subnormal values are flushed to zero meanwhile (see floatenv.py).
     """
-    saved = _mxcsr()
-    _set_mxcsr(saved | FLUSH_SUBNORMALS)
+    saved = mxcsr()
+    set_mxcsr(saved | FLUSH_SUBNORMALS)
     failed = _train_steps(x, labels, order, batch_size, first, last, params, layout, alpha, rule, learning_rates,
                           hyper, slot1, slot2, grads, outs, deltas, xbuf, ybuf, bias_sums, progress)
-    _set_mxcsr(saved)
+    set_mxcsr(saved)
     return failed
 
 
@@ -183,7 +205,6 @@ def train_steps(x, labels, order, batch_size, first, last, params, layout, alpha
 def _train_steps(x, labels, order, batch_size, first, last, params, layout, alpha, rule, learning_rates,
                  hyper, slot1, slot2, grads, outs, deltas, xbuf, ybuf, bias_sums, progress):
     n = x.shape[0]
-    d_in = x.shape[1]
     layers = layout.shape[0]
     weight_decay = hyper[4]
     no_decay = hyper[5]
@@ -192,11 +213,7 @@ def _train_steps(x, labels, order, batch_size, first, last, params, layout, alph
         nb = min(batch_size, n - start)
         xb = xbuf[:nb]
         yb = ybuf[:nb]
-        for i in range(nb):
-            row = order[start + i]
-            yb[i] = labels[row]
-            for j in range(d_in):
-                xb[i, j] = x[row, j]
+        _gather(x, labels, order, start, nb, xb, yb)
         logits = mlp_forward(params, layout, alpha, xb, outs)
         top = layers - 1
         dlogits = _view2(deltas, layout[top, OUT_OFFSET], nb, layout[top, D_OUT])
@@ -212,12 +229,7 @@ def _train_steps(x, labels, order, batch_size, first, last, params, layout, alph
             dz = _view2(deltas, out_at, nb, fan_out)
             # dz = dy * act'(y), the bias gradient summed in float64 (as dense.dense_backward)
             db = bias_sums[:fan_out]
-            db[:] = 0.0
-            for i in range(nb):
-                for j in range(fan_out):
-                    g = dz[i, j] * derivative(y[i, j], act, alpha)
-                    dz[i, j] = g
-                    db[j] += g
+            _activation_grad(dz, y, db, act, alpha)
             inputs = xb if layer == 0 else _view2(outs, layout[layer - 1, OUT_OFFSET], nb, fan_in)
             w = _view2(params, w_at, fan_in, fan_out)
             dw = _view2(grads, w_at, fan_in, fan_out)

@@ -196,3 +196,33 @@ def test_warm_up_covers_the_fused_kernel():
     from tinygrad_digits import warmup
 
     assert "fused" in warmup.KERNEL_MODULES
+
+
+def test_the_kernel_flushes_subnormals_and_restores_the_fp_environment():
+    """Adam's m of a weight whose gradient is 0 decays into the subnormal range, where every
+    operation costs a microcode assist; inside train_steps it is flushed to zero instead, and
+    the floating-point environment is as before once the kernel returns."""
+    from numba import njit
+
+    from tinygrad_digits.kernels import floatenv
+
+    @njit
+    def read_mxcsr():
+        return floatenv.mxcsr()
+
+    spec = M.ModelSpec(hidden=(3,), inputs=INPUTS, outputs=OUTPUTS)
+    x = np.zeros((4, INPUTS), np.float32)  # zero inputs: the first layer's weight gradients are 0
+    y = np.zeros(4, np.int64)
+    steps = T._FusedSteps(spec, M.init_params(spec, np.random.default_rng(0)), x, y, T.TrainConfig(batch_size=4),
+                          O.OptimizerConfig("adam"))
+    first_layer = slice(0, INPUTS * 3)
+    steps.slot1[first_layer] = 1.3e-38  # normal; one decay by (1 - beta1) makes it subnormal
+    before = read_mxcsr()
+    fused.train_steps(x, y, np.arange(4), 4, 0, 1, steps.flat, steps.layout, steps.alpha, steps.rule,
+                      np.full(1, 1e-3, np.float32), steps.hyper, steps.slot1, steps.slot2, steps.grads, steps.outs,
+                      steps.deltas, steps.xbuf, steps.ybuf, steps.bias_sums, steps.progress)
+    assert read_mxcsr() == before
+    m = steps.slot1[first_layer]
+    tiny = np.finfo(np.float32).tiny
+    if floatenv._X86:
+        assert not np.any((m != 0) & (np.abs(m) < tiny))

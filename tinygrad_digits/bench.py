@@ -460,12 +460,12 @@ def _config_table(config: dict) -> list[str]:
 
 def _sweep_table(configs: list[dict]) -> list[str]:
     names = list(configs[0]["runners"])
-    head = f"  {'model, batch':<22}" + "".join(f"{n[:18]:>20}" for n in names) + f"{'floor':>9}{'ours/floor':>11}"
+    head = f"  {'model, batch':<22}" + "".join(f"{n[:22]:>23}" for n in names) + f"{'floor':>9}{'ours/floor':>11}"
     lines = ["sweep: seconds per epoch (x ours)", head]
     for c in configs:
         arch = f"784-{'-'.join(map(str, c['hidden']))}-10, {c['batch_size']}"
         cells = "".join(
-            f"{c['runners'][n]['seconds_per_epoch']:12.3f} ({_fmt(c['runners'][n]['vs_ours'], '4.1f')}x)" for n in names
+            f"{c['runners'][n]['seconds_per_epoch']:15.3f} ({_fmt(c['runners'][n]['vs_ours'], '4.1f')}x)" for n in names
         )
         ours = c["runners"].get("ours", {}).get("seconds_per_epoch")
         lines.append(f"  {arch:<22}{cells}{c['floor']['seconds']:9.3f}{_fmt(ours and ours / c['floor']['seconds'], '10.2f'):>11}")
@@ -506,6 +506,8 @@ def plot_report(report: dict, path: str | Path) -> Path:
                 ax.plot(xs, [c["runners"][name]["seconds_per_epoch"] for c in group], "o-", color=f"C{i}", label=name)
             ax.plot(xs, [c["floor"]["seconds"] for c in group], "k--", label="GEMM floor")
             ax.set(xscale="log", yscale="log", xlabel=label, ylabel="seconds per epoch (median)")
+            ax.set_xticks(xs, [str(x) for x in xs], minor=False)
+            ax.set_xticks([], minor=True)
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize=8)
     fig.tight_layout()
