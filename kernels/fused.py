@@ -24,6 +24,7 @@ from numba import njit
 from .activations import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH, activate, derivative
 from .floatenv import FLUSH_SUBNORMALS, mxcsr, set_mxcsr
 from .optim import adam_update, momentum_update, sgd_update
+from .softmax import softmax_cross_entropy_into
 
 SGD = 0
 MOMENTUM = 1
@@ -36,39 +37,6 @@ D_OUT = 2
 B_OFFSET = 3
 OUT_OFFSET = 4
 ACT = 5
-
-
-@njit(cache=True, error_model="numpy")
-def softmax_cross_entropy_into(logits, labels, dlogits):
-    """softmax.softmax_cross_entropy writing dlogits into a given (n, k) buffer: (loss, correct).
-
-    The same arithmetic, with each exp computed once: it is kept in dlogits, exactly (an exp
-    of the logits' dtype), until the row's total is known.
-    """
-    n, k = logits.shape
-    loss = 0.0
-    correct = 0
-    scale = 1.0 / n
-    for i in range(n):
-        top = logits[i, 0]
-        best = 0
-        for j in range(1, k):
-            if logits[i, j] > top:
-                top = logits[i, j]
-                best = j
-        total = 0.0
-        for j in range(k):
-            e = math.exp(logits[i, j] - top)
-            dlogits[i, j] = e
-            total += e
-        label = labels[i]
-        loss += top + math.log(total) - logits[i, label]
-        for j in range(k):
-            dlogits[i, j] = dlogits[i, j] / total * scale
-        dlogits[i, label] -= scale
-        if best == label:
-            correct += 1
-    return loss * scale, correct
 
 
 @njit(cache=True, error_model="numpy")

@@ -30,14 +30,13 @@ def softmax(logits):
 
 
 @njit(cache=True, error_model="numpy")
-def softmax_cross_entropy(logits, labels):
-    """Mean cross-entropy of softmax(logits) against labels, its gradient, and the hit count.
+def softmax_cross_entropy_into(logits, labels, dlogits):
+    """softmax_cross_entropy with dlogits written into a given (n, k) buffer: (loss, correct).
 
-    Returns (loss: float, dlogits (n, k) of the logits' dtype = (softmax - onehot) / n,
-    correct: int, the rows whose first maximal logit is the label).
+    Each exp is computed once and kept in dlogits (an exp of the logits' dtype, so exactly)
+    until the row's total is known. The fused training kernel calls it on its own buffer.
     """
     n, k = logits.shape
-    dlogits = np.empty_like(logits)
     loss = 0.0
     correct = 0
     scale = 1.0 / n
@@ -50,12 +49,26 @@ def softmax_cross_entropy(logits, labels):
                 best = j
         total = 0.0
         for j in range(k):
-            total += math.exp(logits[i, j] - top)
+            e = math.exp(logits[i, j] - top)
+            dlogits[i, j] = e
+            total += e
         label = labels[i]
         loss += top + math.log(total) - logits[i, label]
         for j in range(k):
-            dlogits[i, j] = math.exp(logits[i, j] - top) / total * scale
+            dlogits[i, j] = dlogits[i, j] / total * scale
         dlogits[i, label] -= scale
         if best == label:
             correct += 1
-    return loss * scale, dlogits, correct
+    return loss * scale, correct
+
+
+@njit(cache=True, error_model="numpy")
+def softmax_cross_entropy(logits, labels):
+    """Mean cross-entropy of softmax(logits) against labels, its gradient, and the hit count.
+
+    Returns (loss: float, dlogits (n, k) of the logits' dtype = (softmax - onehot) / n,
+    correct: int, the rows whose first maximal logit is the label).
+    """
+    dlogits = np.empty_like(logits)
+    loss, correct = softmax_cross_entropy_into(logits, labels, dlogits)
+    return loss, dlogits, correct
