@@ -176,12 +176,13 @@ def load_data(data_dir, seed: int, as_json: bool):
 
 
 def announce_compile(as_json: bool) -> None:
-    """Compile (or load from the cache) the kernels now, saying so when it is the first time."""
+    """Compile the kernels now when the cache lacks them, saying so (a warm cache loads each
+    kernel as it is first called, which costs a fraction of loading them all)."""
     from tinygrad_digits import warmup
 
     if not warmup.kernels_cached():
         click.echo("compiling kernels (first run only)...", err=True)
-    warmup.warm_up()
+        warmup.warm_up()
 
 
 class EpochProgress:

@@ -7,3 +7,8 @@ same kernel serves float32 training and float64 gradient checks without recompil
 Every kernel uses ``error_model="numpy"``: division by zero gives inf/nan as in NumPy instead
 of a Python exception, and without that check LLVM can vectorize the loops (Adam: 9x faster).
 """
+
+# Before any kernel imports Numba: it saves a quarter of a second at every start (see there).
+from ._scipy_blas import load_cython_blas
+
+load_cython_blas()
