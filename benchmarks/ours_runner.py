@@ -1,6 +1,7 @@
-"""Our trainer as a ``digits bench`` worker: tinygrad_digits.train, fused path or general path.
+"""Our trainer as a ``digits bench`` worker: tinygrad_digits.train, on the path it takes by itself
+(the parallel fused kernel), or forced onto the one-thread fused kernel or the general path.
 
-``python benchmarks/ours_runner.py --serve [--general]`` (see bench_common.py for the commands). The
+``python benchmarks/ours_runner.py --serve [--one-thread | --general]`` (see bench_common.py for the commands). The
 epoch time is the ``seconds`` of the training history (no validation set, so it is the steps
 alone); the worker holds ``train`` between epochs inside its ``on_epoch`` callback, so one
 ``train`` call runs the whole schedule as ``digits train`` would.
@@ -16,7 +17,7 @@ from bench_common import Channel, answer, blas_info, load_data, median_seconds, 
 
 
 class Worker:
-    def __init__(self, channel: Channel, general: bool):
+    def __init__(self, channel: Channel, general: bool, one_thread: bool):
         from tinygrad_digits import model as M
         from tinygrad_digits import optimizers as O
         from tinygrad_digits import train as T
@@ -24,6 +25,7 @@ class Worker:
 
         self.M, self.O, self.T = M, O, T
         T.USE_FUSED = not general
+        T.USE_PARALLEL = T.USE_SPARSE = not one_thread  # one thread: the kernel as it was before both
         warmup.warm_up()
         self.channel = channel
         self.pending = None
@@ -85,9 +87,15 @@ class Worker:
         # the fused forward kernel on flat params: one call, no Python per layer
         flat = T._FusedSteps(self.spec, self.params, x1, np.zeros(1, np.int64), T.TrainConfig(batch_size=1),
                              O.OptimizerConfig("sgd"))
+        predictor = M.Predictor(self.spec, self.params)
         return {
             "single_kernel_us": 1e6 * median_seconds(
                 lambda: fused.mlp_forward(flat.flat, flat.layout, flat.alpha, x1, flat.outs), 2000),
+            # the kernel of model.Predictor (digits predict, digits draw): blank pixels skipped, no BLAS
+            "single_sparse_kernel_us": 1e6 * median_seconds(
+                lambda: fused.mlp_forward_sparse(predictor.flat, predictor.layout, flat.alpha, x1,
+                                                 predictor.background, predictor.w_sums, predictor.outs), 2000),
+            "single_predictor_us": 1e6 * median_seconds(lambda: predictor(one), 2000),
             "single_us": 1e6 * median_seconds(lambda: M.forward(self.spec, self.params, x1), 2000),
             "single_predict_us": 1e6 * median_seconds(lambda: M.predict_proba(self.spec, self.params, one), 2000),
             "batch10k_ms": 1e3 * median_seconds(lambda: M.predict_proba(self.spec, self.params, raw), 3),
@@ -103,10 +111,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", action="store_true", help="run as a digits bench worker")
     parser.add_argument("--general", action="store_true", help="force the general (unfused) path")
+    parser.add_argument("--one-thread", action="store_true",
+                        help="force the one-thread fused kernel with a dense first layer")
     args = parser.parse_args()
     if args.serve:
         channel = Channel()
-        serve(channel, Worker(channel, args.general))
+        serve(channel, Worker(channel, args.general, args.one_thread))
         return
     parser.error("use digits bench, or --serve")
 

@@ -25,7 +25,8 @@ def register(main: click.Group) -> None:
 @click.option("--keras/--no-keras", default=True, show_default=True,
               help="Time Keras (TensorFlow CPU) too, in a process of its own.")
 @click.option("--general/--no-general", default=True, show_default=True,
-              help="Time our general (unfused, one op per kernel) path too: the figures before the fused kernel.")
+              help="Time our earlier paths too, the figures before: the fused kernel on one thread, and the "
+                   "general path (one op per kernel).")
 @click.option("--startup/--no-startup", default=True, show_default=True,
               help="Time a cold kernel compile, a warm start of training and digits --help.")
 @click.option("--train-size", type=click.IntRange(min=1), default=None,

@@ -1,6 +1,7 @@
 """Start-up: Numba's BLAS table without the rest of scipy.linalg (see load_cython_blas).
 
-kernels/__init__ runs this before any kernel module imports Numba.
+kernels/__init__ runs this before any kernel module imports Numba. It also sets SciPy's
+OpenBLAS threads to sleep as soon as they finish (OPENBLAS_THREAD_TIMEOUT, unless set).
 """
 
 import importlib.machinery
@@ -34,6 +35,15 @@ def load_cython_blas() -> None:
         return
     import scipy  # noqa: F401  (the parent package: cheap, and the module's __package__)
 
+    # OpenBLAS reads this as it loads, just below. Its threads busy-wait 2^28 cycles (0.1 s)
+    # after each product by default, and they then take a core from our own threads (the
+    # parallel training kernel, after each epoch's validation) or from another process. With
+    # 2^4, they sleep as soon as they are done; a product wakes them in microseconds.
+    # Set for the load only, so child processes see the environment they were given.
+    ours = "OPENBLAS_THREAD_TIMEOUT" not in os.environ
+    if ours:
+        os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
+
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -42,6 +52,9 @@ def load_cython_blas() -> None:
     except Exception:
         del sys.modules[name]
         return
+    finally:
+        if ours:
+            del os.environ["OPENBLAS_THREAD_TIMEOUT"]
     sys.meta_path.insert(0, _AdoptCythonBlas(module))
 
 

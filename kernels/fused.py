@@ -11,9 +11,26 @@ float dtype): the layer's weights (d_in, d_out) and bias (d_out,) lie there C-co
 ``out_offset`` indexes ``outs`` and ``deltas`` (float, at least sum(batch_size * d_out)): a
 layer's outputs (nb, d_out) and the loss gradient at its pre-activation.
 
-The arithmetic is that of the per-op kernels (dense, softmax, optim), operation for operation,
-so a run matches the general path to the last bit (unless a subnormal number arises: see
-FLUSH_SUBNORMALS).
+A step runs in two phases, written for ``parts`` threads (fused_parallel.py runs them so; here
+``parts`` is 1):
+
+1. rows (``_rows_pass``): part t takes the batch rows [nb t / parts, nb (t + 1) / parts). It
+   runs them forward through every layer, takes their softmax cross-entropy, carries the loss
+   gradient back to every layer's pre-activation (``deltas``), and adds up its rows' share of
+   every weight gradient (``part_grads[t]``) and bias gradient (``bias_sums[t]``, float64).
+   All of it is row by row, so no part waits for another.
+2. weights (``_weights_pass``): part t takes rows [fan_in t / parts, fan_in (t + 1) / parts) of
+   every layer's W, adds up the parts' gradients there and updates them; part (layer % parts)
+   does the layer's bias.
+
+Between the phases the loss is checked: a step with a non-finite loss changes no parameter.
+With ``sparse``, the first layer reads the training set as CSR rows (sparse.py: ``indptr``,
+``indices``, ``values`` and its ``background``) instead of gathering dense rows.
+
+With one part and a dense first layer the arithmetic is that of the per-op kernels (dense,
+softmax, optim), operation for operation, so a run matches the general path to the last bit
+(unless a subnormal number arises: see FLUSH_SUBNORMALS). More parts, or the sparse layer, add
+the same terms up in another order: the runs agree to rounding.
 """
 
 import math
@@ -24,7 +41,8 @@ from numba import njit
 from .activations import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH, activate, derivative
 from .floatenv import FLUSH_SUBNORMALS, mxcsr, set_mxcsr
 from .optim import adam_update, momentum_update, sgd_update
-from .softmax import softmax_cross_entropy_into
+from .softmax import softmax_cross_entropy_rows
+from .sparse import column_sums, dense_rows_forward, sparse_forward, sparse_weight_grad
 
 SGD = 0
 MOMENTUM = 1
@@ -120,15 +138,40 @@ def mlp_forward(params, layout, alpha, x, outs):
 
     Returns the view of ``outs`` holding the last layer's output.
     """
-    n = x.shape[0]
-    h = x
-    for layer in range(layout.shape[0]):
+    return _forward_from(params, layout, alpha, x, outs, 0)
+
+
+@njit(cache=True, error_model="numpy")
+def _forward_from(params, layout, alpha, h, outs, first):
+    """The layers from ``first`` on, for h (n, d_in of that layer); the last layer's output."""
+    n = h.shape[0]
+    for layer in range(first, layout.shape[0]):
         d_in, d_out, act = layout[layer, D_IN], layout[layer, D_OUT], layout[layer, ACT]
         w = _view2(params, layout[layer, W_OFFSET], d_in, d_out)
         b = params[layout[layer, B_OFFSET] : layout[layer, B_OFFSET] + d_out]
         y = _view2(outs, layout[layer, OUT_OFFSET], n, d_out)
         np.dot(h, w, y)
         _bias_activate(y, b, act, alpha)
+        h = y
+    return h
+
+
+@njit(cache=True, error_model="numpy")
+def mlp_forward_sparse(params, layout, alpha, x, background, w_sums, outs):
+    """mlp_forward for a few rows (inference): the first layer's product over x's
+    non-background entries only (sparse.dense_rows_forward; w_sums = colsum of the first W, when
+    background != 0), and every product in a plain loop rather than through BLAS."""
+    n = x.shape[0]
+    d_in, d_out = layout[0, D_IN], layout[0, D_OUT]
+    y = _view2(outs, layout[0, OUT_OFFSET], n, d_out)
+    dense_rows_forward(x, background, _view2(params, layout[0, W_OFFSET], d_in, d_out), w_sums, y)
+    _bias_activate(y, params[layout[0, B_OFFSET] : layout[0, B_OFFSET] + d_out], layout[0, ACT], alpha)
+    h = y
+    for layer in range(1, layout.shape[0]):  # BLAS's set-up would outweigh these few rows' products
+        d_in, d_out, act = layout[layer, D_IN], layout[layer, D_OUT], layout[layer, ACT]
+        y = _view2(outs, layout[layer, OUT_OFFSET], n, d_out)
+        dense_rows_forward(h, 0.0, _view2(params, layout[layer, W_OFFSET], d_in, d_out), y[0], y)
+        _bias_activate(y, params[layout[layer, B_OFFSET] : layout[layer, B_OFFSET] + d_out], act, alpha)
         h = y
     return h
 
@@ -144,77 +187,153 @@ def _update(rule, p, g, slot1, slot2, lr_t, hyper, weight_decay):
 
 
 @njit(cache=True, error_model="numpy")
-def train_steps(x, labels, order, batch_size, first, last, params, layout, alpha,
-                rule, learning_rates, hyper, slot1, slot2, grads, outs, deltas, xbuf, ybuf,
-                bias_sums, progress):
-    """Run steps ``first`` .. ``last - 1`` of an epoch, in place on params and the slots.
+def _rows_pass(x, labels, order, start, lo, hi, nb, params, layout, alpha, outs, deltas, xbuf, ybuf, grads,
+               bias_sums, sparse, indptr, indices, values, background, scratch, c_ptr, c_rows, c_values):
+    """Phase 1 for rows lo:hi of a batch of nb (module doc). ``grads`` (P,) and ``bias_sums``
+    (layers, max d_out) are this part's; ``scratch`` (max d_out,) and the CSC buffers
+    (sparse.sparse_weight_grad) too. Returns (sum of the rows' losses, correct)."""
+    rows = order[start + lo : start + hi]
+    yb = ybuf[lo:hi]
+    for i in range(hi - lo):
+        yb[i] = labels[rows[i]]
+    xb = xbuf[lo:hi]
+    layers = layout.shape[0]
+    for layer in range(layers):
+        d_in, d_out, act = layout[layer, D_IN], layout[layer, D_OUT], layout[layer, ACT]
+        w = _view2(params, layout[layer, W_OFFSET], d_in, d_out)
+        b = params[layout[layer, B_OFFSET] : layout[layer, B_OFFSET] + d_out]
+        y = _view2(outs, layout[layer, OUT_OFFSET], nb, d_out)[lo:hi]
+        if layer > 0:
+            np.dot(_view2(outs, layout[layer - 1, OUT_OFFSET], nb, d_in)[lo:hi], w, y)
+        elif sparse:
+            if background != 0:
+                column_sums(w, scratch[:d_out])
+            sparse_forward(indptr, indices, values, rows, background, w, scratch[:d_out], y)
+        else:
+            _gather(x, labels, order, start + lo, hi - lo, xb, yb)
+            np.dot(xb, w, y)
+        _bias_activate(y, b, act, alpha)
+    top = layers - 1
+    logits = _view2(outs, layout[top, OUT_OFFSET], nb, layout[top, D_OUT])[lo:hi]
+    dlogits = _view2(deltas, layout[top, OUT_OFFSET], nb, layout[top, D_OUT])[lo:hi]
+    loss, correct = softmax_cross_entropy_rows(logits, yb, dlogits, 1.0 / nb)
+    for layer in range(top, -1, -1):
+        fan_in, fan_out, act = layout[layer, D_IN], layout[layer, D_OUT], layout[layer, ACT]
+        w_at, out_at = layout[layer, W_OFFSET], layout[layer, OUT_OFFSET]
+        y = _view2(outs, out_at, nb, fan_out)[lo:hi]
+        dz = _view2(deltas, out_at, nb, fan_out)[lo:hi]
+        _activation_grad(dz, y, bias_sums[layer, :fan_out], act, alpha)
+        dw = _view2(grads, w_at, fan_in, fan_out)
+        if layer > 0:
+            np.dot(_view2(outs, layout[layer - 1, OUT_OFFSET], nb, fan_in)[lo:hi].T, dz, dw)
+            w = _view2(params, w_at, fan_in, fan_out)
+            np.dot(dz, w.T, _view2(deltas, layout[layer - 1, OUT_OFFSET], nb, fan_in)[lo:hi])
+        elif sparse:
+            sparse_weight_grad(indptr, indices, values, rows, background, dz, dw, scratch[:fan_out], c_ptr,
+                               c_rows, c_values)
+        else:
+            np.dot(xb.T, dz, dw)
+    return loss, correct
+
+
+@njit(cache=True, error_model="numpy")
+def _weights_pass(part, parts, params, layout, rule, lr_t, hyper, slot1, slot2, grads, part_grads, bias_sums):
+    """Phase 2 for part ``part`` (module doc). With one part, part_grads[0] may be grads itself."""
+    for layer in range(layout.shape[0]):
+        fan_in, fan_out = layout[layer, D_IN], layout[layer, D_OUT]
+        w_at, b_at = layout[layer, W_OFFSET], layout[layer, B_OFFSET]
+        lo = w_at + fan_in * part // parts * fan_out
+        hi = w_at + fan_in * (part + 1) // parts * fan_out
+        total = grads[lo:hi]
+        if parts > 1:
+            total[:] = part_grads[0, lo:hi]
+            for p in range(1, parts):
+                share = part_grads[p, lo:hi]
+                for i in range(total.size):
+                    total[i] += share[i]
+        _update(rule, params[lo:hi], total, slot1[lo:hi], slot2[lo:hi], lr_t, hyper, hyper[4])
+        if layer % parts == part:
+            for j in range(fan_out):
+                db = 0.0
+                for p in range(parts):
+                    db += bias_sums[p, layer, j]
+                grads[b_at + j] = db
+            hi = b_at + fan_out
+            _update(rule, params[b_at:hi], grads[b_at:hi], slot1[b_at:hi], slot2[b_at:hi], lr_t, hyper, hyper[5])
+
+
+@njit(cache=True, error_model="numpy")
+def train_steps(x, labels, order, batch_size, first, last, params, layout, alpha, rule, learning_rates, hyper,
+                slot1, slot2, grads, outs, deltas, xbuf, ybuf, progress, part_grads, bias_sums, losses, hits,
+                sparse, indptr, indices, values, background, scratch, c_ptr, c_rows, c_values):
+    """Run steps ``first`` .. ``last - 1`` of an epoch in one thread, in place on params and slots.
 
     x (n, d_in) and labels (n,) int64 are the training set; step s trains on the rows
     ``order[s * batch_size : (s + 1) * batch_size]``. ``learning_rates`` (last - first,) holds
     each step's rate in the params' dtype (Adam's already bias-corrected); ``hyper`` (6,) is
     (1 - beta1, 1 - beta2, epsilon, momentum, weight_decay, 0) in that dtype. ``rule`` is SGD,
-    MOMENTUM or ADAM; slot1 is Adam's m or momentum's velocity, slot2 Adam's v (an empty
-    array when the rule does not use it). xbuf (batch_size, d_in), ybuf (batch_size,) int64
-    and bias_sums (max d_out,) float64 are scratch. After each step ``progress`` (4,) float64
-    holds (steps done in the epoch, sum of loss * rows, correct predictions, the last loss).
+    MOMENTUM or ADAM; slot1 is Adam's m or momentum's velocity, slot2 Adam's v (an empty array
+    when the rule does not use it). After each step ``progress`` (4,) float64 holds (steps done
+    in the epoch, sum of loss * rows, correct predictions, the last loss).
+
+    Scratch: grads (P,); outs and deltas; xbuf (batch_size, d_in) and ybuf (batch_size,) int64;
+    then, each with a leading axis of ``parts = losses.size``: part_grads (parts, P) (here
+    grads[None] will do), bias_sums (parts, layers, max d_out) float64, losses float64, hits
+    int64, scratch (parts, max d_out), c_ptr (parts, d_in + 1) int64, c_rows (parts, rows *
+    d_in) int64 and c_values (parts, rows * d_in), where rows = ceil(batch_size / parts).
+    ``sparse`` (bool): read the first layer's inputs from the CSR arrays (empty ones otherwise).
 
     Returns -1, or the step whose loss was not finite: that step left the params untouched.
     Subnormal values are flushed to zero meanwhile (see floatenv.py).
     """
     saved = mxcsr()
     set_mxcsr(saved | FLUSH_SUBNORMALS)
-    failed = _train_steps(x, labels, order, batch_size, first, last, params, layout, alpha, rule, learning_rates,
-                          hyper, slot1, slot2, grads, outs, deltas, xbuf, ybuf, bias_sums, progress)
+    failed = _serial_steps(x, labels, order, batch_size, first, last, params, layout, alpha, rule, learning_rates,
+                           hyper, slot1, slot2, grads, outs, deltas, xbuf, ybuf, progress, part_grads, bias_sums,
+                           losses, hits, sparse, indptr, indices, values, background, scratch, c_ptr, c_rows,
+                           c_values)
     set_mxcsr(saved)
     return failed
 
 
 @njit(cache=True, error_model="numpy")
-def _train_steps(x, labels, order, batch_size, first, last, params, layout, alpha, rule, learning_rates,
-                 hyper, slot1, slot2, grads, outs, deltas, xbuf, ybuf, bias_sums, progress):
-    n = x.shape[0]
-    layers = layout.shape[0]
-    weight_decay = hyper[4]
-    no_decay = hyper[5]
+def _serial_steps(x, labels, order, batch_size, first, last, params, layout, alpha, rule, learning_rates, hyper,
+                  slot1, slot2, grads, outs, deltas, xbuf, ybuf, progress, part_grads, bias_sums, losses, hits,
+                  sparse, indptr, indices, values, background, scratch, c_ptr, c_rows, c_values):
+    # fused_parallel.train_steps with range for prange: keep the two alike
+    n = labels.shape[0]
+    parts = losses.size
     for s in range(first, last):
         start = s * batch_size
         nb = min(batch_size, n - start)
-        xb = xbuf[:nb]
-        yb = ybuf[:nb]
-        _gather(x, labels, order, start, nb, xb, yb)
-        logits = mlp_forward(params, layout, alpha, xb, outs)
-        top = layers - 1
-        dlogits = _view2(deltas, layout[top, OUT_OFFSET], nb, layout[top, D_OUT])
-        loss, correct = softmax_cross_entropy_into(logits, yb, dlogits)
-        progress[3] = loss
-        if not math.isfinite(loss):
+        for k in range(parts):
+            part = np.int64(k)
+            loss_sum, correct = _rows_pass(
+                x, labels, order, start, nb * part // parts, nb * (part + 1) // parts, nb, params, layout, alpha,
+                outs, deltas, xbuf, ybuf, part_grads[part], bias_sums[part], sparse, indptr, indices, values,
+                background, scratch[part], c_ptr[part], c_rows[part], c_values[part])
+            losses[part] = loss_sum
+            hits[part] = correct
+        if not _step_loss(losses, nb, progress):
             return s
-        lr_t = learning_rates[s - first]
-        for layer in range(top, -1, -1):
-            fan_in, fan_out, act = layout[layer, D_IN], layout[layer, D_OUT], layout[layer, ACT]
-            w_at, b_at, out_at = layout[layer, W_OFFSET], layout[layer, B_OFFSET], layout[layer, OUT_OFFSET]
-            y = _view2(outs, out_at, nb, fan_out)
-            dz = _view2(deltas, out_at, nb, fan_out)
-            # dz = dy * act'(y), the bias gradient summed in float64 (as dense.dense_backward)
-            db = bias_sums[:fan_out]
-            _activation_grad(dz, y, db, act, alpha)
-            inputs = xb if layer == 0 else _view2(outs, layout[layer - 1, OUT_OFFSET], nb, fan_in)
-            w = _view2(params, w_at, fan_in, fan_out)
-            dw = _view2(grads, w_at, fan_in, fan_out)
-            np.dot(inputs.T, dz, dw)
-            if layer > 0:
-                np.dot(dz, w.T, _view2(deltas, layout[layer - 1, OUT_OFFSET], nb, fan_in))
-            for j in range(fan_out):
-                grads[b_at + j] = db[j]
-            # the layer's params are no longer needed by this step: update them while hot
-            size = fan_in * fan_out
-            b_end = b_at + fan_out
-            w_end = w_at + size
-            _update(rule, params[w_at:w_end], grads[w_at:w_end], slot1[w_at:w_end], slot2[w_at:w_end],
-                    lr_t, hyper, weight_decay)
-            _update(rule, params[b_at:b_end], grads[b_at:b_end], slot1[b_at:b_end], slot2[b_at:b_end],
-                    lr_t, hyper, no_decay)
-        progress[0] = s + 1
-        progress[1] += loss * nb
-        progress[2] += correct
+        for k in range(parts):
+            part = np.int64(k)
+            _weights_pass(part, parts, params, layout, rule, learning_rates[s - first], hyper, slot1, slot2, grads,
+                          part_grads, bias_sums)
+        _step_done(s, nb, hits, progress)
     return -1
+
+
+@njit(cache=True, error_model="numpy")
+def _step_loss(losses, nb, progress):
+    """Between the phases: the step's mean loss into progress[3]; False if it is not finite."""
+    loss = losses.sum() / nb
+    progress[3] = loss
+    return math.isfinite(loss)
+
+
+@njit(cache=True, error_model="numpy")
+def _step_done(s, nb, hits, progress):
+    progress[0] = s + 1
+    progress[1] += progress[3] * nb
+    progress[2] += hits.sum()

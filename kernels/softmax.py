@@ -30,16 +30,17 @@ def softmax(logits):
 
 
 @njit(cache=True, error_model="numpy")
-def softmax_cross_entropy_into(logits, labels, dlogits):
-    """softmax_cross_entropy with dlogits written into a given (n, k) buffer: (loss, correct).
+def softmax_cross_entropy_rows(logits, labels, dlogits, scale):
+    """Some rows of a batch: dlogits (n, k) = (softmax - onehot) * scale, written into a given
+    buffer; returns (the sum of the rows' losses, the correct rows). ``scale`` is 1 / the rows
+    of the whole batch.
 
     Each exp is computed once and kept in dlogits (an exp of the logits' dtype, so exactly)
-    until the row's total is known. The fused training kernel calls it on its own buffer.
+    until the row's total is known. The training kernels call this on their own buffers.
     """
     n, k = logits.shape
     loss = 0.0
     correct = 0
-    scale = 1.0 / n
     for i in range(n):
         top = logits[i, 0]
         best = 0
@@ -59,6 +60,14 @@ def softmax_cross_entropy_into(logits, labels, dlogits):
         dlogits[i, label] -= scale
         if best == label:
             correct += 1
+    return loss, correct
+
+
+@njit(cache=True, error_model="numpy")
+def softmax_cross_entropy_into(logits, labels, dlogits):
+    """softmax_cross_entropy with dlogits written into a given (n, k) buffer: (loss, correct)."""
+    scale = 1.0 / logits.shape[0]
+    loss, correct = softmax_cross_entropy_rows(logits, labels, dlogits, scale)
     return loss * scale, correct
 
 

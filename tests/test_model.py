@@ -372,3 +372,20 @@ def test_predict_rejects_wrong_image_shapes(trained_like, shape):
     spec, params, _ = trained_like
     with pytest.raises(ValueError, match=r"expected images of shape \(n, 784\)"):
         M.predict_proba(spec, params, np.zeros(shape))
+
+
+@pytest.mark.parametrize("hidden,activations", [((32,), ("relu",)), ((24, 16), ("tanh", "leaky_relu")),
+                                                ((8,), ("sigmoid",))])
+def test_predictor_gives_predict_probas_probabilities(rng, hidden, activations):
+    """model.Predictor (one kernel, blank pixels skipped, no BLAS) against predict_proba, for one
+    image, a few, and more than its rows (which it hands to predict_proba)."""
+    spec = M.ModelSpec(hidden=hidden, activations=activations, alpha=0.1, input_mean=0.13, input_std=0.31)
+    params = M.init_params(spec, rng)
+    images = rng.random((40, 784)).astype(np.float32)
+    images[rng.random(images.shape) < 0.8] = 0.0  # blank pixels, as in a drawing
+    predictor = M.Predictor(spec, params, rows=16)
+    np.testing.assert_allclose(predictor(images[0]), M.predict_proba(spec, params, images[0]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(predictor(images[:16]), M.predict_proba(spec, params, images[:16]), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_array_equal(predictor(images), M.predict_proba(spec, params, images))
+    assert predictor(images[0]).shape == (10,) and predictor(images[:3]).shape == (3, 10)

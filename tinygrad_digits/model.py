@@ -222,6 +222,58 @@ def predict_proba(spec: ModelSpec, params: dict, images: np.ndarray, batch_size:
     return out[0] if single else out
 
 
+def flat_layout(spec: ModelSpec, rows: int):
+    """Where the fused kernels (kernels/fused.py) find every layer in flat buffers, for ``rows``
+    inputs at a time: (layout (L, 6) int64, [(param key, offset, size)], params size, outputs
+    size)."""
+    layout, keys, size, out_size = [], [], 0, 0
+    for name, fan_in, fan_out, act in spec.layers():
+        w_at, b_at = size, size + fan_in * fan_out
+        size = b_at + fan_out
+        layout.append((w_at, fan_in, fan_out, b_at, out_size, ops.activation_code(act)))
+        out_size += rows * fan_out
+        keys += [(name + ".W", w_at, fan_in * fan_out), (name + ".b", b_at, fan_out)]
+    return np.array(layout, dtype=np.int64), keys, size, out_size
+
+
+class Predictor:
+    """predict_proba for one fixed model and a few images at a time (a drawing, a few files).
+
+    The params are flattened once, and a call is one kernel over every layer
+    (kernels/fused.mlp_forward_sparse: the first layer skips the images' blank pixels, and no
+    product goes through BLAS) instead of one call per op: 5 us instead of 25 for an image. The
+    probabilities are predict_proba's to float32 rounding. More than ``rows`` images at a time go
+    to predict_proba. The params must not change while the predictor is in use.
+    """
+
+    def __init__(self, spec: ModelSpec, params: dict, rows: int = 16):
+        from .kernels import sparse
+
+        check_params(spec, params)
+        self.spec, self.params, self.rows = spec, params, rows
+        self.layout, keys, size, out_size = flat_layout(spec, rows)
+        self.dtype = params["dense0.W"].dtype.type
+        self.flat = np.concatenate([params[key].reshape(-1) for key, _, _ in keys]).astype(self.dtype)
+        self.outs = np.empty(out_size, dtype=self.dtype)
+        self.background = normalize(spec, np.zeros((1, spec.inputs)), self.dtype)[0, 0]
+        self.w_sums = np.empty(params["dense0.W"].shape[1], dtype=self.dtype)
+        sparse.column_sums(params["dense0.W"], self.w_sums)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities (n, outputs) of raw [0, 1] images (n, inputs), or (outputs,) for one."""
+        from .kernels import fused
+
+        images = np.asarray(images)
+        if images.ndim not in (1, 2) or images.shape[-1] != self.spec.inputs or (
+                images.ndim == 2 and len(images) > self.rows):
+            return predict_proba(self.spec, self.params, images)
+        x = normalize(self.spec, images.reshape(-1, self.spec.inputs), self.dtype)
+        logits = fused.mlp_forward_sparse(self.flat, self.layout, float(self.spec.alpha), x, self.background,
+                                          self.w_sums, self.outs)
+        probs = _softmax.softmax(logits)
+        return probs[0] if images.ndim == 1 else probs
+
+
 def predict(spec: ModelSpec, params: dict, images: np.ndarray) -> np.ndarray:
     """Predicted labels (n,) int64 for raw [0, 1] images (n, inputs)."""
     return np.argmax(predict_proba(spec, params, images), axis=-1)

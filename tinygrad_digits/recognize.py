@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -97,11 +98,16 @@ class Recognizer:
             raise ValueError(f"{resolved}: expected a 784-input, 10-class model, got {spec.describe()}")
         return cls(spec, params, resolved)
 
+    @cached_property
+    def predictor(self):
+        """model.Predictor: one kernel call per drawing or small batch of files."""
+        from .model import Predictor
+
+        return Predictor(self.spec, self.params)
+
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
         """Class probabilities float32 ``(n, 10)`` for network inputs ``(n, 784)`` (or ``(10,)`` for one)."""
-        from .model import predict_proba
-
-        return predict_proba(self.spec, self.params, inputs)
+        return self.predictor(inputs)
 
     def predict_inputs(self, inputs: Sequence[np.ndarray | None]) -> list[Prediction]:
         """One Prediction per network input (None = no ink), in one batched forward pass."""

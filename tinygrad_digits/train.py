@@ -8,14 +8,18 @@ trained so far).
 
 Two paths run an epoch's steps and give the same results: the general path
 (``model.loss_grads_correct`` then ``optimizers.update``, one step at a time, open to any
-change of the model or the step) and the fused path (``kernels/fused.py``: many steps per kernel
-call, no Python or allocation per step), taken for float32 params and the configurations that
-kernel knows (``_fused_ok``). The fused path calls ``on_batch`` once per step too, in bursts
-after each chunk of steps (tens of milliseconds).
+change of the model or the step) and the fused path (many steps per kernel call, no Python or
+allocation per step), taken for float32 params and the configurations its kernels know
+(``_fused_ok``). The fused path runs ``kernels/fused_parallel.py`` (each step split over Numba's
+threads, with BLAS held to one thread, and a sparse first layer on mostly-background inputs such
+as MNIST's) where it can, else ``kernels/fused.py`` (one thread, to the bit the general path's
+arithmetic). It calls ``on_batch`` once per step too, in bursts after each chunk of steps (tens
+of milliseconds).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,10 +28,11 @@ from typing import Callable
 import numpy as np
 
 from . import model as M
-from . import ops
 from . import optimizers as O
 from .kernels import fused as _fused
+from .kernels import fused_parallel as _fused_parallel
 from .kernels import softmax as _softmax
+from .kernels import sparse as _sparse
 
 
 @dataclass(frozen=True)
@@ -214,6 +219,9 @@ def _general_steps(spec, params, x_train, y_train, order, batch_size, optimizer,
 # off); an augmentation hook (train's ``augment``) also takes the general path.
 
 USE_FUSED = True  # False forces the general path (tests and benchmarks compare the two)
+USE_PARALLEL = True  # False keeps the fused path on one thread (kernels/fused.py)
+USE_SPARSE = True  # False keeps the parallel path's first layer dense
+SPARSE_MIN_BACKGROUND = 0.5  # the fraction of background inputs from which the sparse first layer pays
 _FUSED_KNOWS = {
     M.ModelSpec: {"hidden", "activations", "alpha", "inputs", "outputs", "input_mean", "input_std",
                   "dropout"},
@@ -240,10 +248,15 @@ def _fused_ok(spec, params, config, optimizer) -> bool:
 
 
 class _FusedSteps:
-    """The params, optimizer slots and scratch of kernels/fused.train_steps, as flat buffers.
+    """The params, optimizer slots and scratch of the fused kernels, as flat buffers.
 
     The params dict stays the truth between calls: ``pack`` copies it in, ``sync`` copies the
     kernel's params back out after every chunk of steps.
+
+    The steps run in kernels/fused_parallel.py, split over Numba's threads, when there are at
+    least two and threadpoolctl holds BLAS to one thread meanwhile; else in kernels/fused.py, in
+    this thread. The first layer reads a CSR copy of the training set (kernels/sparse.py) when at
+    least SPARSE_MIN_BACKGROUND of its inputs hold the background value (see _background).
     """
 
     def __init__(self, spec, params, x_train, y_train, config, optimizer):
@@ -252,23 +265,14 @@ class _FusedSteps:
         # writable C arrays: a read-only or strided one would compile another kernel signature
         self.x = x_train if x_train.flags.writeable else x_train.copy()
         self.y = np.require(y_train, np.int64, ["C", "W"])
-        self.batch_size = config.batch_size
-        rows, size, out_size = [], 0, 0
-        self.keys = []
-        for name, fan_in, fan_out, act in spec.layers():
-            w_at, b_at = size, size + fan_in * fan_out
-            size = b_at + fan_out
-            rows.append((w_at, fan_in, fan_out, b_at, out_size, ops.activation_code(act)))
-            out_size += config.batch_size * fan_out
-            self.keys += [(name + ".W", w_at, fan_in * fan_out), (name + ".b", b_at, fan_out)]
-        self.layout = np.array(rows, dtype=np.int64)
+        self.batch_size = batch = config.batch_size
+        self.layout, self.keys, size, out_size = M.flat_layout(spec, batch)
         self.flat = np.empty(size, dtype=dtype)
         self.grads = np.empty(size, dtype=dtype)
         self.outs = np.empty(out_size, dtype=dtype)
         self.deltas = np.empty(out_size, dtype=dtype)
-        self.xbuf = np.empty((config.batch_size, spec.inputs), dtype=dtype)
-        self.ybuf = np.empty(config.batch_size, dtype=np.int64)
-        self.bias_sums = np.empty(int(self.layout[:, 2].max()), dtype=np.float64)
+        self.xbuf = np.empty((batch, spec.inputs), dtype=dtype)
+        self.ybuf = np.empty(batch, dtype=np.int64)
         slots = {"sgd": 0, "momentum": 1, "adam": 2}[optimizer.name]
         self.slot1 = np.zeros(size if slots >= 1 else 0, dtype=dtype)
         self.slot2 = np.zeros(size if slots >= 2 else 0, dtype=dtype)
@@ -277,7 +281,28 @@ class _FusedSteps:
                                optimizer.momentum, optimizer.weight_decay, 0.0], dtype=dtype)
         self.alpha = float(spec.alpha)
         self.progress = np.zeros(4, dtype=np.float64)
-        self.chunk = int(min(64, max(1, _CHUNK_WORK // (config.batch_size * size))))
+        self.chunk = int(min(64, max(1, _CHUNK_WORK // (batch * size))))
+
+        self.blas = _blas_limiter(batch) if USE_PARALLEL else None
+        self.parts = parts = 1 if self.blas is None else _numba_threads()
+        self.kernel = _fused.train_steps if parts == 1 else _fused_parallel.train_steps
+        self.part_grads = self.grads[None] if parts == 1 else np.empty((parts, size), dtype=dtype)
+        widest, d_in = int(self.layout[:, 2].max()), spec.inputs
+        self.bias_sums = np.zeros((parts, len(self.layout), widest), dtype=np.float64)
+        self.losses = np.zeros(parts, dtype=np.float64)
+        self.hits = np.zeros(parts, dtype=np.int64)
+        self.scratch = np.zeros((parts, widest), dtype=dtype)
+        background, count = _background(self.x)
+        self.background = dtype.type(background)
+        self.sparse = USE_SPARSE and count >= SPARSE_MIN_BACKGROUND * self.x.size > 0
+        if self.sparse:
+            self.csr = _sparse.csr_rows(self.x, self.background)
+        else:
+            self.csr = (np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, dtype))
+        share = -(-batch // parts) * d_in if self.sparse else 0
+        self.c_ptr = np.zeros((parts, d_in + 1), dtype=np.int64)
+        self.c_rows = np.zeros((parts, share), dtype=np.int64)
+        self.c_values = np.zeros((parts, share), dtype=dtype)
         self.pack()
 
     def pack(self) -> None:
@@ -303,6 +328,16 @@ class _FusedSteps:
             rates.append(lr)
         return np.array(rates, dtype=self.flat.dtype)
 
+    def steps(self, order, first: int, last: int, rates) -> int:
+        """Steps first .. last - 1 of the epoch ``order`` through the kernel (its return)."""
+        with self.blas.limit(limits=1) if self.blas is not None else contextlib.nullcontext():
+            return self.kernel(
+                self.x, self.y, order, self.batch_size, first, last, self.flat, self.layout, self.alpha,
+                self.rule, rates, self.hyper, self.slot1, self.slot2, self.grads, self.outs, self.deltas,
+                self.xbuf, self.ybuf, self.progress, self.part_grads, self.bias_sums, self.losses, self.hits,
+                self.sparse, *self.csr, self.background, self.scratch, self.c_ptr, self.c_rows, self.c_values,
+            )
+
     def run_epoch(self, order, state, tally, on_batch):
         """Like _general_steps, in chunks of steps; on_batch calls come after each chunk."""
         steps = steps_per_epoch(len(self.x), self.batch_size)
@@ -310,12 +345,7 @@ class _FusedSteps:
         done = 0
         while done < steps:
             last = min(steps, done + self.chunk)
-            rates = self._learning_rates(state["step"], last - done)
-            failed = _fused.train_steps(
-                self.x, self.y, order, self.batch_size, done, last, self.flat, self.layout, self.alpha,
-                self.rule, rates, self.hyper, self.slot1, self.slot2, self.grads, self.outs, self.deltas,
-                self.xbuf, self.ybuf, self.bias_sums, self.progress,
-            )
+            failed = self.steps(order, done, last, self._learning_rates(state["step"], last - done))
             self.sync(tally)
             reached = int(self.progress[0])
             state["step"] += reached - done
@@ -326,3 +356,31 @@ class _FusedSteps:
                 return failed, float(self.progress[3])
             done = reached
         return None
+
+
+def _numba_threads() -> int:
+    import numba
+
+    return numba.get_num_threads()
+
+
+def _blas_limiter(batch_size: int):
+    """threadpoolctl's handle on the BLAS libraries, when the parallel kernel can run: Numba
+    has two threads or more, the batch gives each two rows or more, and BLAS is found."""
+    if _numba_threads() < 2 or batch_size < 2 * _numba_threads():
+        return None
+    from threadpoolctl import ThreadpoolController
+
+    blas = ThreadpoolController().select(user_api="blas")
+    return blas if blas.lib_controllers else None
+
+
+def _background(x: np.ndarray):
+    """The likely background value of inputs x (n, d), and how many inputs hold it: of the two
+    candidates, the minimum (a blank pixel of dark-background images, normalized) and the first
+    input's first value (an image's corner), the more frequent."""
+    if x.size == 0:
+        return x.dtype.type(0), 0
+    counts = [(int(np.count_nonzero(x == value)), value) for value in (x.min(), x.flat[0])]
+    count, value = max(counts, key=lambda c: c[0])
+    return value, count

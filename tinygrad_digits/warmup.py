@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-KERNEL_MODULES = ("activations", "dense", "softmax", "optim", "fused", "augment")
+KERNEL_MODULES = ("activations", "dense", "softmax", "optim", "fused", "fused_parallel", "sparse", "augment")
 
 
 def kernels_cached() -> bool:
@@ -25,7 +25,8 @@ def kernels_cached() -> bool:
 
 
 def warm_up(dtype=np.float32) -> None:
-    """Call every kernel once on tiny arrays of ``dtype`` (compiling or loading it)."""
+    """Call every kernel once on tiny arrays of ``dtype`` (compiling or loading it): of the two
+    fused training kernels, the one training takes on this machine (train.USE_PARALLEL)."""
     from . import model as M
     from . import optimizers as O
     from . import train as T
@@ -43,7 +44,10 @@ def warm_up(dtype=np.float32) -> None:
 
     augment_batch(AUGMENTATIONS["elastic"], np.zeros((1, spec.inputs), dtype=np.float32),
                   np.random.default_rng(0))
-    if T.USE_FUSED:  # the fused training kernel (float32 only), through the same call as training
-        T.train(spec, M.init_params(spec, np.random.default_rng(0), dtype=np.float32),
-                np.zeros((2, spec.inputs), dtype=np.float32), labels, x[:0], labels[:0],
-                T.TrainConfig(epochs=1, batch_size=2), O.OptimizerConfig("sgd"))
+    if T.USE_FUSED:  # the fused training kernels (float32 only), through the same call as training
+        # the kernel training takes here (parallel where it can be): a batch that threads can share
+        rows = np.zeros((8, spec.inputs), dtype=np.float32)
+        T.train(spec, M.init_params(spec, np.random.default_rng(0), dtype=np.float32), rows,
+                np.zeros(len(rows), dtype=np.int64), x[:0], labels[:0],
+                T.TrainConfig(epochs=1, batch_size=len(rows)), O.OptimizerConfig("sgd"))
+        M.Predictor(spec, M.init_params(spec, np.random.default_rng(0), dtype=np.float32))(rows[0])

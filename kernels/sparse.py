@@ -1,0 +1,132 @@
+"""The first layer's two products over inputs that are mostly one background value.
+
+An MNIST image is 81% background: after normalization every such pixel holds one value,
+``background`` (that of a raw 0). Writing an input row as x = background + s, with s zero on the
+background, the first layer's products become
+
+    x @ W     = background * colsum(W) + s @ W          (forward, one row)
+    X.T @ dz  = background * colsum(dz) + S.T @ dz      (weight gradient, summed over rows)
+
+and only the non-background entries of s cost work: a fifth of the dense multiply-adds. These
+are the same products, to float32 rounding, whatever the data; on an input with little
+background the caller keeps the dense BLAS product.
+
+The training set is held as CSR rows: ``indptr`` (n + 1,) int64, ``indices`` (nnz,) int32 (the
+columns) and ``values`` (nnz,) of the inputs' dtype (x - background). A batch is a list of row
+numbers into it, so no batch is ever copied.
+"""
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, error_model="numpy")
+def csr_rows(x, background):
+    """The non-background entries of x (n, d): (indptr, indices, values) as above."""
+    n, d = x.shape
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        count = 0
+        for j in range(d):
+            count += x[i, j] != background
+        indptr[i + 1] = indptr[i] + count
+    indices = np.empty(indptr[n], dtype=np.int32)
+    values = np.empty(indptr[n], dtype=x.dtype)
+    for i in range(n):
+        at = indptr[i]
+        for j in range(d):
+            if x[i, j] != background:
+                indices[at] = j
+                values[at] = x[i, j] - background
+                at += 1
+    return indptr, indices, values
+
+
+@njit(cache=True, error_model="numpy")
+def column_sums(a, out):
+    """out (m,) = the rows of a (n, m) added up, in out's dtype."""
+    out[:] = 0.0
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            out[j] += a[i, j]
+
+
+@njit(cache=True, error_model="numpy")
+def _add_rows(out, row, values, indices, lo, hi, w):
+    """out[row] += sum over p in lo:hi of values[p] * w[indices[p]], four rows of w per pass.
+
+    Rows are indexed in place, never taken as views: a view per row would cost two reference
+    count updates, more than the row's arithmetic."""
+    m = out.shape[1]
+    quads = lo + (hi - lo) // 4 * 4
+    for p in range(lo, quads, 4):
+        a0, a1, a2, a3 = values[p], values[p + 1], values[p + 2], values[p + 3]
+        k0, k1, k2, k3 = indices[p], indices[p + 1], indices[p + 2], indices[p + 3]
+        for j in range(m):
+            out[row, j] += (a0 * w[k0, j] + a1 * w[k1, j]) + (a2 * w[k2, j] + a3 * w[k3, j])
+    for p in range(quads, hi):
+        a, k = values[p], indices[p]
+        for j in range(m):
+            out[row, j] += a * w[k, j]
+
+
+@njit(cache=True, error_model="numpy")
+def sparse_forward(indptr, indices, values, rows, background, w, w_sums, y):
+    """y (r, m) = x[rows] @ w for w (d, m); w_sums (m,) must hold colsum(w) when background != 0."""
+    m = w.shape[1]
+    for i in range(rows.size):
+        for j in range(m):
+            y[i, j] = background * w_sums[j] if background != 0 else 0.0
+        r = rows[i]
+        _add_rows(y, i, values, indices, indptr[r], indptr[r + 1], w)
+
+
+@njit(cache=True, error_model="numpy")
+def sparse_weight_grad(indptr, indices, values, rows, background, dz, dw, dz_sums, c_ptr, c_rows, c_values):
+    """dw (d, m) = x[rows].T @ dz for dz (r, m).
+
+    The rows' entries are first regrouped by column (CSC: c_ptr (d + 1,) int64, c_rows int64 and
+    c_values as long as the rows' entries, scratch), so each row of dw is written once;
+    dz_sums (m,) is scratch.
+    """
+    d, m = dw.shape
+    if background != 0:
+        column_sums(dz, dz_sums)
+    c_ptr[:] = 0
+    for i in range(rows.size):
+        r = rows[i]
+        for p in range(indptr[r], indptr[r + 1]):
+            c_ptr[indices[p] + 1] += 1
+    for k in range(d):
+        c_ptr[k + 1] += c_ptr[k]
+    for i in range(rows.size):
+        r = rows[i]
+        for p in range(indptr[r], indptr[r + 1]):
+            k = indices[p]
+            at = c_ptr[k]
+            c_rows[at] = i
+            c_values[at] = values[p]
+            c_ptr[k] = at + 1
+    for k in range(d - 1, 0, -1):  # the fill moved each column's start to the next one's
+        c_ptr[k] = c_ptr[k - 1]
+    c_ptr[0] = 0
+    for k in range(d):
+        for j in range(m):
+            dw[k, j] = background * dz_sums[j] if background != 0 else 0.0
+        _add_rows(dw, k, c_values, c_rows, c_ptr[k], c_ptr[k + 1], dz)
+
+
+@njit(cache=True, error_model="numpy")
+def dense_rows_forward(x, background, w, w_sums, y):
+    """y (n, m) = x @ w for dense rows x (n, d), skipping their background entries as they come:
+    the forward pass of a few images (inference), where building CSR rows would cost more than
+    it saves. w_sums (m,) must hold colsum(w) when background != 0."""
+    m = w.shape[1]
+    for i in range(x.shape[0]):
+        for j in range(m):
+            y[i, j] = background * w_sums[j] if background != 0 else 0.0
+        for k in range(x.shape[1]):
+            a = x[i, k] - background
+            if a != 0:
+                for j in range(m):
+                    y[i, j] += a * w[k, j]
