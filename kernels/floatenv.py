@@ -3,10 +3,11 @@
 Subnormal floats (below 1.2e-38) cost a microcode assist per operation on x86. Adam makes them:
 the m of a weight whose gradient stays 0 decays by (1 - beta1) a step into the subnormal range
 and sticks there; on MNIST 6% of the first layer's m are subnormal after 3 epochs, and they
-slow the whole update 2x. fused.train_steps therefore runs with flush-to-zero and
-denormals-are-zero (MXCSR bits FTZ and DAZ), as TensorFlow and XLA do, and restores the register
-before it returns. A value that small only ever adds far below the last bit of a parameter, so
-the parameters come out the same. Elsewhere than x86 both intrinsics do nothing.
+slow the whole update 2x. The training kernels (steps.py) therefore run with flush-to-zero and
+denormals-are-zero (MXCSR bits FTZ and DAZ), as TensorFlow and XLA do, in each of their threads,
+and restore the register before they return. A value that small only ever adds far below the
+last bit of a parameter, so the parameters come out the same. Elsewhere than x86 both
+intrinsics do nothing.
 """
 
 import platform

@@ -11,8 +11,8 @@ float dtype): the layer's weights (d_in, d_out) and bias (d_out,) lie there C-co
 ``out_offset`` indexes ``outs`` and ``deltas`` (float, at least sum(batch_size * d_out)): a
 layer's outputs (nb, d_out) and the loss gradient at its pre-activation.
 
-A step runs in two phases, written for ``parts`` threads (fused_parallel.py runs them so; here
-``parts`` is 1):
+A step runs in two phases, written for ``parts`` threads (steps.py runs them, in one thread or
+in ``parts``):
 
 1. rows (``_rows_pass``): part t takes the batch rows [nb t / parts, nb (t + 1) / parts). It
    runs them forward through every layer, takes their softmax cross-entropy, carries the loss
@@ -39,7 +39,6 @@ import numpy as np
 from numba import njit
 
 from .activations import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH, activate, derivative
-from .floatenv import FLUSH_SUBNORMALS, mxcsr, set_mxcsr
 from .optim import adam_update, momentum_update, sgd_update
 from .softmax import softmax_cross_entropy_rows
 from .sparse import column_sums, dense_rows_forward, sparse_forward, sparse_weight_grad
@@ -258,70 +257,9 @@ def _weights_pass(part, parts, params, layout, rule, lr_t, hyper, slot1, slot2, 
                 for p in range(parts):
                     db += bias_sums[p, layer, j]
                 grads[b_at + j] = db
-            hi = b_at + fan_out
-            _update(rule, params[b_at:hi], grads[b_at:hi], slot1[b_at:hi], slot2[b_at:hi], lr_t, hyper, hyper[5])
-
-
-@njit(cache=True, error_model="numpy")
-def train_steps(x, labels, order, batch_size, first, last, params, layout, alpha, rule, learning_rates, hyper,
-                slot1, slot2, grads, outs, deltas, xbuf, ybuf, progress, part_grads, bias_sums, losses, hits,
-                sparse, indptr, indices, values, background, scratch, c_ptr, c_rows, c_values):
-    """Run steps ``first`` .. ``last - 1`` of an epoch in one thread, in place on params and slots.
-
-    x (n, d_in) and labels (n,) int64 are the training set; step s trains on the rows
-    ``order[s * batch_size : (s + 1) * batch_size]``. ``learning_rates`` (last - first,) holds
-    each step's rate in the params' dtype (Adam's already bias-corrected); ``hyper`` (6,) is
-    (1 - beta1, 1 - beta2, epsilon, momentum, weight_decay, 0) in that dtype. ``rule`` is SGD,
-    MOMENTUM or ADAM; slot1 is Adam's m or momentum's velocity, slot2 Adam's v (an empty array
-    when the rule does not use it). After each step ``progress`` (4,) float64 holds (steps done
-    in the epoch, sum of loss * rows, correct predictions, the last loss).
-
-    Scratch: grads (P,); outs and deltas; xbuf (batch_size, d_in) and ybuf (batch_size,) int64;
-    then, each with a leading axis of ``parts = losses.size``: part_grads (parts, P) (here
-    grads[None] will do), bias_sums (parts, layers, max d_out) float64, losses float64, hits
-    int64, scratch (parts, max d_out), c_ptr (parts, d_in + 1) int64, c_rows (parts, rows *
-    d_in) int64 and c_values (parts, rows * d_in), where rows = ceil(batch_size / parts).
-    ``sparse`` (bool): read the first layer's inputs from the CSR arrays (empty ones otherwise).
-
-    Returns -1, or the step whose loss was not finite: that step left the params untouched.
-    Subnormal values are flushed to zero meanwhile (see floatenv.py).
-    """
-    saved = mxcsr()
-    set_mxcsr(saved | FLUSH_SUBNORMALS)
-    failed = _serial_steps(x, labels, order, batch_size, first, last, params, layout, alpha, rule, learning_rates,
-                           hyper, slot1, slot2, grads, outs, deltas, xbuf, ybuf, progress, part_grads, bias_sums,
-                           losses, hits, sparse, indptr, indices, values, background, scratch, c_ptr, c_rows,
-                           c_values)
-    set_mxcsr(saved)
-    return failed
-
-
-@njit(cache=True, error_model="numpy")
-def _serial_steps(x, labels, order, batch_size, first, last, params, layout, alpha, rule, learning_rates, hyper,
-                  slot1, slot2, grads, outs, deltas, xbuf, ybuf, progress, part_grads, bias_sums, losses, hits,
-                  sparse, indptr, indices, values, background, scratch, c_ptr, c_rows, c_values):
-    # fused_parallel.train_steps with range for prange: keep the two alike
-    n = labels.shape[0]
-    parts = losses.size
-    for s in range(first, last):
-        start = s * batch_size
-        nb = min(batch_size, n - start)
-        for k in range(parts):
-            part = np.int64(k)
-            loss_sum, correct = _rows_pass(
-                x, labels, order, start, nb * part // parts, nb * (part + 1) // parts, nb, params, layout, alpha,
-                outs, deltas, xbuf, ybuf, part_grads[part], bias_sums[part], sparse, indptr, indices, values,
-                background, scratch[part], c_ptr[part], c_rows[part], c_values[part])
-            losses[part] = loss_sum
-            hits[part] = correct
-        if not _step_loss(losses, nb, progress):
-            return s
-        for k in range(parts):
-            part = np.int64(k)
-            _weights_pass(part, parts, params, layout, rule, learning_rates[s - first], hyper, slot1, slot2, grads,
-                          part_grads, bias_sums)
-        _step_done(s, nb, hits, progress)
-    return -1
+            end = b_at + fan_out
+            _update(rule, params[b_at:end], grads[b_at:end], slot1[b_at:end], slot2[b_at:end], lr_t, hyper,
+                    hyper[5])
 
 
 @njit(cache=True, error_model="numpy")

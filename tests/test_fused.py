@@ -1,4 +1,4 @@
-"""Tests for the fused training paths (kernels/fused.py, kernels/fused_parallel.py and their
+"""Tests for the fused training paths (kernels/fused.py, kernels/steps.py and their
 driver in train.py).
 
 A fused kernel must do what the general path (model.loss_grads_correct, then
@@ -17,7 +17,7 @@ import pytest
 from tinygrad_digits import model as M
 from tinygrad_digits import optimizers as O
 from tinygrad_digits import train as T
-from tinygrad_digits.kernels import fused, fused_parallel
+from tinygrad_digits.kernels import fused, steps as step_kernels
 from tinygrad_digits.kernels import softmax as softmax_kernels
 
 INPUTS, OUTPUTS = 20, 5
@@ -111,7 +111,7 @@ def test_each_path_takes_the_kernel_it_names(monkeypatch, path):
     steps = T._FusedSteps(spec, M.init_params(spec, np.random.default_rng(0)), x, y, T.TrainConfig(batch_size=32),
                           O.OptimizerConfig("adam"))
     assert steps.parts == (2 if path in ("parallel", "sparse") else 1)
-    assert steps.kernel is (fused_parallel.train_steps if steps.parts > 1 else fused.train_steps)
+    assert steps.kernel is (step_kernels.train_steps_parallel if steps.parts > 1 else step_kernels.train_steps)
     assert steps.sparse == path.startswith("sparse")
     if steps.sparse:
         assert steps.background == np.float32(BACKGROUND)
@@ -147,10 +147,9 @@ def test_callbacks_see_every_step_and_the_trained_params(monkeypatch):
     optimizer = O.OptimizerConfig("momentum", total_steps=10)
     seen = {}
     for path in (*PATHS, "general"):
-        calls, snapshots = [], []
-        run(monkeypatch, path, spec, optimizer, make="dense", on_batch=lambda *a: calls.append(a),
-            on_epoch=lambda r, p: snapshots.append({k: v.copy() for k, v in p.items()}))
-        seen[path] = calls, snapshots
+        calls, snapshots = seen[path] = [], []
+        run(monkeypatch, path, spec, optimizer, make="dense", on_batch=lambda *a, calls=calls: calls.append(a),
+            on_epoch=lambda r, p, snapshots=snapshots: snapshots.append({k: v.copy() for k, v in p.items()}))
     for path in PATHS:
         assert seen[path][0] == seen["general"][0] == [(s, 5) for s in range(1, 6)] * 2
         for fast, general in zip(seen[path][1], seen["general"][1]):
@@ -254,7 +253,7 @@ def test_mlp_forward_matches_model_forward(rng):
 def test_warm_up_covers_the_fused_kernel():
     from tinygrad_digits import warmup
 
-    assert {"fused", "fused_parallel", "sparse"} <= set(warmup.KERNEL_MODULES)
+    assert {"fused", "steps", "sparse"} <= set(warmup.KERNEL_MODULES)
 
 
 def test_the_kernel_flushes_subnormals_and_restores_the_fp_environment(monkeypatch):
@@ -275,7 +274,7 @@ def test_the_kernel_flushes_subnormals_and_restores_the_fp_environment(monkeypat
     y = np.zeros(4, np.int64)
     steps = T._FusedSteps(spec, M.init_params(spec, np.random.default_rng(0)), x, y, T.TrainConfig(batch_size=4),
                           O.OptimizerConfig("adam"))
-    assert steps.kernel is fused.train_steps
+    assert steps.kernel is step_kernels.train_steps
     first_layer = slice(0, INPUTS * 3)
     steps.slot1[first_layer] = 1.3e-38  # normal; one decay by (1 - beta1) makes it subnormal
     before = read_mxcsr()
@@ -288,7 +287,7 @@ def test_the_kernel_flushes_subnormals_and_restores_the_fp_environment(monkeypat
 
 
 def test_the_parallel_kernel_flushes_subnormals_in_its_threads_and_gives_blas_back(monkeypatch):
-    """Each thread of the parallel kernel flushes subnormals as fused.train_steps does, the
+    """Each thread of the parallel kernel flushes subnormals as the one-thread kernel does, the
     caller's floating-point environment is as before, and BLAS gets its threads back."""
     from numba import njit
     from threadpoolctl import threadpool_info
@@ -305,7 +304,7 @@ def test_the_parallel_kernel_flushes_subnormals_in_its_threads_and_gives_blas_ba
     y = np.zeros(8, np.int64)
     steps = T._FusedSteps(spec, M.init_params(spec, np.random.default_rng(0)), x, y, T.TrainConfig(batch_size=8),
                           O.OptimizerConfig("adam"))
-    assert steps.kernel is fused_parallel.train_steps and steps.sparse
+    assert steps.kernel is step_kernels.train_steps_parallel and steps.sparse
     first_layer = slice(0, INPUTS * 3)
     steps.slot1[first_layer] = 1.3e-38  # normal; one decay by (1 - beta1) makes it subnormal
     before, blas_before = read_mxcsr(), [lib["num_threads"] for lib in threadpool_info()]

@@ -251,7 +251,7 @@ class Predictor:
 
         check_params(spec, params)
         self.spec, self.params, self.rows = spec, params, rows
-        self.layout, keys, size, out_size = flat_layout(spec, rows)
+        self.layout, keys, _, out_size = flat_layout(spec, rows)
         self.dtype = params["dense0.W"].dtype.type
         self.flat = np.concatenate([params[key].reshape(-1) for key, _, _ in keys]).astype(self.dtype)
         self.outs = np.empty(out_size, dtype=self.dtype)

@@ -10,11 +10,11 @@ Two paths run an epoch's steps and give the same results: the general path
 (``model.loss_grads_correct`` then ``optimizers.update``, one step at a time, open to any
 change of the model or the step) and the fused path (many steps per kernel call, no Python or
 allocation per step), taken for float32 params and the configurations its kernels know
-(``_fused_ok``). The fused path runs ``kernels/fused_parallel.py`` (each step split over Numba's
-threads, with BLAS held to one thread, and a sparse first layer on mostly-background inputs such
-as MNIST's) where it can, else ``kernels/fused.py`` (one thread, to the bit the general path's
-arithmetic). It calls ``on_batch`` once per step too, in bursts after each chunk of steps (tens
-of milliseconds).
+(``_fused_ok``). Its kernels are in ``kernels/steps.py``: each step split over Numba's threads,
+with BLAS held to one thread and a sparse first layer on mostly-background inputs such as
+MNIST's, where it can; else in one thread (with a dense first layer, to the bit the general
+path's arithmetic). It calls ``on_batch`` once per step too, in bursts after each chunk of steps
+(tens of milliseconds).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ import numpy as np
 from . import model as M
 from . import optimizers as O
 from .kernels import fused as _fused
-from .kernels import fused_parallel as _fused_parallel
 from .kernels import softmax as _softmax
 from .kernels import sparse as _sparse
+from .kernels import steps as _steps
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,7 @@ def _general_steps(spec, params, x_train, y_train, order, batch_size, optimizer,
 
 
 # -- The fast path --------------------------------------------------------------------------
-# kernels/fused.train_steps runs many steps per call (gather, forward, fused softmax
+# kernels/steps.py runs many steps per call (gather, forward, fused softmax
 # cross-entropy, backward, update of every layer) with the same arithmetic as the general path.
 # It knows exactly the fields below; a config that has any other field trains on the general
 # path until the kernel learns it. Fields in _FUSED_NEUTRAL it knows only at that value (dropout
@@ -253,10 +253,11 @@ class _FusedSteps:
     The params dict stays the truth between calls: ``pack`` copies it in, ``sync`` copies the
     kernel's params back out after every chunk of steps.
 
-    The steps run in kernels/fused_parallel.py, split over Numba's threads, when there are at
-    least two and threadpoolctl holds BLAS to one thread meanwhile; else in kernels/fused.py, in
-    this thread. The first layer reads a CSR copy of the training set (kernels/sparse.py) when at
-    least SPARSE_MIN_BACKGROUND of its inputs hold the background value (see _background).
+    The steps run in kernels/steps.train_steps_parallel, split over Numba's threads, when there
+    are at least two and threadpoolctl holds BLAS to one thread meanwhile; else in
+    kernels/steps.train_steps, in this thread. The first layer reads a CSR copy of the training
+    set (kernels/sparse.py) when at least SPARSE_MIN_BACKGROUND of its inputs hold the
+    background value (see _background).
     """
 
     def __init__(self, spec, params, x_train, y_train, config, optimizer):
@@ -285,7 +286,7 @@ class _FusedSteps:
 
         self.blas = _blas_limiter(batch) if USE_PARALLEL else None
         self.parts = parts = 1 if self.blas is None else _numba_threads()
-        self.kernel = _fused.train_steps if parts == 1 else _fused_parallel.train_steps
+        self.kernel = _steps.train_steps if parts == 1 else _steps.train_steps_parallel
         self.part_grads = self.grads[None] if parts == 1 else np.empty((parts, size), dtype=dtype)
         widest, d_in = int(self.layout[:, 2].max()), spec.inputs
         self.bias_sums = np.zeros((parts, len(self.layout), widest), dtype=np.float64)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-KERNEL_MODULES = ("activations", "dense", "softmax", "optim", "fused", "fused_parallel", "sparse", "augment")
+KERNEL_MODULES = ("activations", "dense", "softmax", "optim", "fused", "steps", "sparse", "augment")
 
 
 def kernels_cached() -> bool:
