@@ -327,3 +327,14 @@ def test_mlp_forward_sparse_matches_mlp_forward(rng):
     dense = fused.mlp_forward(steps.flat, steps.layout, steps.alpha, x, steps.outs).copy()
     skipping = fused.mlp_forward_sparse(steps.flat, steps.layout, steps.alpha, x, np.float32(-0.4), w_sums, steps.outs)
     np.testing.assert_allclose(skipping, dense, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_last_batch_of_one_row_leaves_one_part_empty_and_still_matches(monkeypatch, path):
+    """129 images in batches of 128: the last step's one row goes to one part, the other part has
+    none (an empty share of every product must add nothing)."""
+    spec = M.ModelSpec(hidden=(16,), inputs=INPUTS, outputs=OUTPUTS)
+    optimizer = O.OptimizerConfig("adam", total_steps=4)
+    fast = run(monkeypatch, path, spec, optimizer, batch_size=128, n=129)
+    general = run(monkeypatch, "general", spec, optimizer, batch_size=128, n=129, make=path)
+    assert_same_run(fast, general, loose=path != "fused")
