@@ -91,7 +91,7 @@ class Worker:
         return {
             "single_kernel_us": 1e6 * median_seconds(
                 lambda: fused.mlp_forward(flat.flat, flat.layout, flat.alpha, x1, flat.outs), 2000),
-            # the kernel of model.Predictor (digits predict, digits draw): blank pixels skipped, no BLAS
+            # the forward pass of model.Predictor (digits predict, digits draw): blank pixels skipped, no BLAS
             "single_sparse_kernel_us": 1e6 * median_seconds(
                 lambda: fused.mlp_forward_sparse(predictor.flat, predictor.layout, flat.alpha, x1,
                                                  predictor.background, predictor.w_sums, predictor.outs), 2000),

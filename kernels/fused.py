@@ -40,7 +40,7 @@ from numba import njit
 
 from .activations import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH, activate, derivative
 from .optim import adam_update, momentum_update, sgd_update
-from .softmax import softmax_cross_entropy_rows
+from .softmax import softmax, softmax_cross_entropy_rows
 from .sparse import column_sums, dense_rows_forward, sparse_forward, sparse_weight_grad
 
 SGD = 0
@@ -173,6 +173,19 @@ def mlp_forward_sparse(params, layout, alpha, x, background, w_sums, outs):
         _bias_activate(y, params[layout[layer, B_OFFSET] : layout[layer, B_OFFSET] + d_out], act, alpha)
         h = y
     return h
+
+
+@njit(cache=True, error_model="numpy")
+def predict_rows(params, layout, alpha, images, mean, std, background, w_sums, xbuf, outs):
+    """Class probabilities (n, k) of raw images (n, d_in) of the params' dtype: normalized as
+    model.normalize does, (image - mean) / std, into xbuf (at least n rows), then
+    mlp_forward_sparse and a softmax. One call for model.Predictor."""
+    n, d_in = images.shape
+    x = xbuf[:n]
+    for i in range(n):
+        for k in range(d_in):
+            x[i, k] = (images[i, k] - mean) / std
+    return softmax(mlp_forward_sparse(params, layout, alpha, x, background, w_sums, outs))
 
 
 @njit(cache=True, error_model="numpy")

@@ -81,7 +81,7 @@ def test_targets_are_checked_on_the_headline_config():
     assert targets["NumPy reference / ours, s per epoch"]["value"] == pytest.approx(2.5)
     assert targets["ours / GEMM floor, s per epoch"]["value"] == pytest.approx(1.25)
     assert targets["ours / GEMM floor, s per epoch"]["met"] is True
-    single = targets["single-image forward (Predictor's kernel), us"]
+    single = targets["single-image forward pass (sparse kernel), us"]
     assert single["value"] == 4.0 and single["met"] is True
     assert targets["warm-cache start of training, s"]["met"] is True
     slow = {t["target"]: t for t in B.check_targets(fake_report(ours=0.2))}
