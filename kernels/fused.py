@@ -250,14 +250,16 @@ def _rows_pass(x, labels, order, start, lo, hi, nb, params, layout, alpha, outs,
 
 @njit(cache=True, error_model="numpy")
 def _weights_pass(part, parts, params, layout, rule, lr_t, hyper, slot1, slot2, grads, part_grads, bias_sums):
-    """Phase 2 for part ``part`` (module doc). With one part, part_grads[0] may be grads itself."""
+    """Phase 2 for part ``part`` (module doc). The weight gradients are summed into grads, or
+    with one part used where they are (part_grads[0], which may be grads itself)."""
     for layer in range(layout.shape[0]):
         fan_in, fan_out = layout[layer, D_IN], layout[layer, D_OUT]
         w_at, b_at = layout[layer, W_OFFSET], layout[layer, B_OFFSET]
         lo = w_at + fan_in * part // parts * fan_out
         hi = w_at + fan_in * (part + 1) // parts * fan_out
-        total = grads[lo:hi]
+        total = part_grads[0, lo:hi]
         if parts > 1:
+            total = grads[lo:hi]
             total[:] = part_grads[0, lo:hi]
             for p in range(1, parts):
                 share = part_grads[p, lo:hi]

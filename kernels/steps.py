@@ -31,7 +31,7 @@ def train_steps(x, labels, order, batch_size, first, last, params, layout, alpha
 
     Scratch: grads (P,); outs and deltas; xbuf (batch_size, d_in) and ybuf (batch_size,) int64;
     then, each with a leading axis of ``parts = losses.size``: part_grads (parts, P) (here
-    grads[None] will do), bias_sums (parts, layers, max d_out) float64, losses float64, hits
+    grads[None] saves a buffer), bias_sums (parts, layers, max d_out) float64, losses float64, hits
     int64, scratch (parts, max d_out), c_ptr (parts, d_in + 1) int64, c_rows (parts, rows *
     d_in) int64 and c_values (parts, rows * d_in), where rows = ceil(batch_size / parts).
     ``sparse`` (bool): read the first layer's inputs from the CSR arrays (empty ones otherwise).
@@ -41,18 +41,19 @@ def train_steps(x, labels, order, batch_size, first, last, params, layout, alpha
     """
     saved = mxcsr()
     set_mxcsr(saved | FLUSH_SUBNORMALS)
-    failed = _serial_steps(x, labels, order, batch_size, first, last, params, layout, alpha, rule, learning_rates,
-                           hyper, slot1, slot2, grads, outs, deltas, xbuf, ybuf, progress, part_grads, bias_sums,
-                           losses, hits, sparse, indptr, indices, values, background, scratch, c_ptr, c_rows,
-                           c_values)
+    failed = _serial_steps(x, labels, order, batch_size, first, last, params, layout, alpha, rule,
+                           learning_rates, hyper, slot1, slot2, grads, outs, deltas, xbuf, ybuf, progress,
+                           part_grads, bias_sums, losses, hits, sparse, indptr, indices, values, background,
+                           scratch, c_ptr, c_rows, c_values)
     set_mxcsr(saved)
     return failed
 
 
 @njit(cache=True, error_model="numpy")
-def _serial_steps(x, labels, order, batch_size, first, last, params, layout, alpha, rule, learning_rates, hyper,
-                  slot1, slot2, grads, outs, deltas, xbuf, ybuf, progress, part_grads, bias_sums, losses, hits,
-                  sparse, indptr, indices, values, background, scratch, c_ptr, c_rows, c_values):
+def _serial_steps(x, labels, order, batch_size, first, last, params, layout, alpha, rule, learning_rates,
+                  hyper, slot1, slot2, grads, outs, deltas, xbuf, ybuf, progress, part_grads, bias_sums,
+                  losses, hits, sparse, indptr, indices, values, background, scratch, c_ptr, c_rows,
+                  c_values):
     # train_steps_parallel with range for prange: keep the two alike
     n = labels.shape[0]
     parts = losses.size
@@ -62,25 +63,26 @@ def _serial_steps(x, labels, order, batch_size, first, last, params, layout, alp
         for k in range(parts):
             part = np.int64(k)
             loss_sum, correct = _rows_pass(
-                x, labels, order, start, nb * part // parts, nb * (part + 1) // parts, nb, params, layout, alpha,
-                outs, deltas, xbuf, ybuf, part_grads[part], bias_sums[part], sparse, indptr, indices, values,
-                background, scratch[part], c_ptr[part], c_rows[part], c_values[part])
+                x, labels, order, start, nb * part // parts, nb * (part + 1) // parts, nb, params, layout,
+                alpha, outs, deltas, xbuf, ybuf, part_grads[part], bias_sums[part], sparse, indptr, indices,
+                values, background, scratch[part], c_ptr[part], c_rows[part], c_values[part])
             losses[part] = loss_sum
             hits[part] = correct
         if not _step_loss(losses, nb, progress):
             return s
         for k in range(parts):
             part = np.int64(k)
-            _weights_pass(part, parts, params, layout, rule, learning_rates[s - first], hyper, slot1, slot2, grads,
-                          part_grads, bias_sums)
+            _weights_pass(part, parts, params, layout, rule, learning_rates[s - first], hyper, slot1, slot2,
+                          grads, part_grads, bias_sums)
         _step_done(s, nb, hits, progress)
     return -1
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def train_steps_parallel(x, labels, order, batch_size, first, last, params, layout, alpha, rule, learning_rates, hyper,
-                slot1, slot2, grads, outs, deltas, xbuf, ybuf, progress, part_grads, bias_sums, losses, hits,
-                sparse, indptr, indices, values, background, scratch, c_ptr, c_rows, c_values):
+def train_steps_parallel(x, labels, order, batch_size, first, last, params, layout, alpha, rule,
+                         learning_rates, hyper, slot1, slot2, grads, outs, deltas, xbuf, ybuf, progress,
+                         part_grads, bias_sums, losses, hits, sparse, indptr, indices, values, background,
+                         scratch, c_ptr, c_rows, c_values):
     """train_steps over ``losses.size`` threads: the same arguments and returns. The loop is
     _serial_steps's with prange for range, and the float environment set in each thread."""
     n = labels.shape[0]
@@ -93,9 +95,9 @@ def train_steps_parallel(x, labels, order, batch_size, first, last, params, layo
             saved = mxcsr()  # each thread has its own float environment: flush subnormals (floatenv.py)
             set_mxcsr(saved | FLUSH_SUBNORMALS)
             loss_sum, correct = _rows_pass(
-                x, labels, order, start, nb * part // parts, nb * (part + 1) // parts, nb, params, layout, alpha,
-                outs, deltas, xbuf, ybuf, part_grads[part], bias_sums[part], sparse, indptr, indices, values,
-                background, scratch[part], c_ptr[part], c_rows[part], c_values[part])
+                x, labels, order, start, nb * part // parts, nb * (part + 1) // parts, nb, params, layout,
+                alpha, outs, deltas, xbuf, ybuf, part_grads[part], bias_sums[part], sparse, indptr, indices,
+                values, background, scratch[part], c_ptr[part], c_rows[part], c_values[part])
             losses[part] = loss_sum
             hits[part] = correct
             set_mxcsr(saved)
@@ -105,8 +107,8 @@ def train_steps_parallel(x, labels, order, batch_size, first, last, params, layo
             part = np.int64(k)
             saved = mxcsr()
             set_mxcsr(saved | FLUSH_SUBNORMALS)
-            _weights_pass(part, parts, params, layout, rule, learning_rates[s - first], hyper, slot1, slot2, grads,
-                          part_grads, bias_sums)
+            _weights_pass(part, parts, params, layout, rule, learning_rates[s - first], hyper, slot1, slot2,
+                          grads, part_grads, bias_sums)
             set_mxcsr(saved)
         _step_done(s, nb, hits, progress)
     return -1

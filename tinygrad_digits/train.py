@@ -293,7 +293,7 @@ class _FusedSteps:
         self.losses = np.zeros(parts, dtype=np.float64)
         self.hits = np.zeros(parts, dtype=np.int64)
         self.scratch = np.zeros((parts, widest), dtype=dtype)
-        background, count = _background(self.x)
+        background, count = _background(self.x) if USE_SPARSE else (0, 0)  # two passes over x: only if used
         self.background = dtype.type(background)
         self.sparse = USE_SPARSE and count >= SPARSE_MIN_BACKGROUND * self.x.size > 0
         if self.sparse:
