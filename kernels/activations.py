@@ -8,7 +8,8 @@ the input), sigmoid' = y (1 - y), tanh' = 1 - y^2, identity' = 1.
 import math
 
 import numpy as np
-from numba import njit
+
+from ._jit import kernel
 
 IDENTITY = 0
 RELU = 1
@@ -17,7 +18,7 @@ SIGMOID = 3
 TANH = 4
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def activate(z, act, alpha):
     """One value through the activation with code ``act``."""
     if act == RELU:
@@ -35,7 +36,7 @@ def activate(z, act, alpha):
     return z
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def derivative(y, act, alpha):
     """The activation's derivative at the input that produced output ``y``."""
     if act == RELU:
@@ -49,7 +50,7 @@ def derivative(y, act, alpha):
     return 1.0
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def activation_forward(z, act, alpha):
     """y = act(z) for a 2-D array z (n, m); returns a new array of z's dtype."""
     y = np.empty_like(z)
@@ -60,7 +61,7 @@ def activation_forward(z, act, alpha):
     return y
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def activation_backward(y, dy, act, alpha):
     """dz = dy * act'(z), from the forward output y (n, m) and the incoming gradient dy (n, m)."""
     dz = np.empty_like(dy)

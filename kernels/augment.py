@@ -17,15 +17,16 @@ d = 0) reads every pixel exactly where it is: the identity.
 import math
 
 import numpy as np
-from numba import njit
+
+from ._jit import kernel
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _smoothstep(t):
     return t * t * (3.0 - 2.0 * t)
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _grid_weights(side, g):
     """For each pixel coordinate: the lower control point (0 .. g - 2) and the smoothstep
     weight of the upper one, with control points every (side - 1) / (g - 1) pixels."""
@@ -41,14 +42,14 @@ def _grid_weights(side, g):
     return lower, weight
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _pixel(image, side, r, c, fill):
     if r < 0 or r >= side or c < 0 or c >= side:
         return fill
     return image[r * side + c]
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def warp(images, out, side, matrices, offsets, fields, fill):
     """Write the warped images into out (n, side * side), of the images' dtype (see above).
 

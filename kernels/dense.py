@@ -6,12 +6,12 @@ C-contiguous.
 """
 
 import numpy as np
-from numba import njit
 
+from ._jit import kernel
 from .activations import activate, derivative
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def dense_forward(x, w, b, act, alpha):
     """y = act(x @ w + b), (n, d_out), computed in place on the product."""
     y = np.dot(x, w)
@@ -22,7 +22,7 @@ def dense_forward(x, w, b, act, alpha):
     return y
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def dense_backward(x, w, y, dy, act, alpha, need_dx):
     """Gradients of a dense layer from its input x, output y and incoming dy.
 

@@ -36,8 +36,8 @@ the same terms up in another order: the runs agree to rounding.
 import math
 
 import numpy as np
-from numba import njit
 
+from ._jit import kernel
 from .activations import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH, activate, derivative
 from .optim import adam_update, momentum_update, sgd_update
 from .softmax import softmax, softmax_cross_entropy_rows
@@ -56,12 +56,12 @@ OUT_OFFSET = 4
 ACT = 5
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _view2(buffer, offset, rows, cols):
     return buffer[offset : offset + rows * cols].reshape((rows, cols))
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _gather(x, labels, order, start, nb, xb, yb):
     """xb[i] = x[order[start + i]], yb likewise, four rows at a time: four streams from memory
     in flight at once instead of one (the rows are scattered over the whole training set)."""
@@ -82,14 +82,14 @@ def _gather(x, labels, order, start, nb, xb, yb):
         yb[i] = labels[order[start + i]]
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@kernel(inline="always")
 def _bias_activate_as(y, b, act, alpha):
     for i in range(y.shape[0]):
         for j in range(y.shape[1]):
             y[i, j] = activate(y[i, j] + b[j], act, alpha)
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _bias_activate(y, b, act, alpha):
     """y = act(y + b) in place (dense.dense_forward's loop), one loop per activation code so that
     each loop body is branch-free and vectorizes."""
@@ -105,7 +105,7 @@ def _bias_activate(y, b, act, alpha):
         _bias_activate_as(y, b, IDENTITY, alpha)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@kernel(inline="always")
 def _activation_grad_as(dz, y, db, act, alpha):
     for i in range(dz.shape[0]):
         for j in range(dz.shape[1]):
@@ -114,7 +114,7 @@ def _activation_grad_as(dz, y, db, act, alpha):
             db[j] += g
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _activation_grad(dz, y, db, act, alpha):
     """dz *= act'(y) in place and db = its column sums in float64 (dense.dense_backward's loop),
     one loop per activation code."""
@@ -131,7 +131,7 @@ def _activation_grad(dz, y, db, act, alpha):
         _activation_grad_as(dz, y, db, IDENTITY, alpha)
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def mlp_forward(params, layout, alpha, x, outs):
     """Logits (n, k) of inputs x (n, d_in), written through every layer's slice of ``outs``.
 
@@ -140,7 +140,7 @@ def mlp_forward(params, layout, alpha, x, outs):
     return _forward_from(params, layout, alpha, x, outs, 0)
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _forward_from(params, layout, alpha, h, outs, first):
     """The layers from ``first`` on, for h (n, d_in of that layer); the last layer's output."""
     n = h.shape[0]
@@ -155,7 +155,7 @@ def _forward_from(params, layout, alpha, h, outs, first):
     return h
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def mlp_forward_sparse(params, layout, alpha, x, background, w_sums, outs):
     """mlp_forward for a few rows (inference): the first layer's product over x's
     non-background entries only (sparse.dense_rows_forward; w_sums = colsum of the first W, when
@@ -175,7 +175,7 @@ def mlp_forward_sparse(params, layout, alpha, x, background, w_sums, outs):
     return h
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def predict_rows(params, layout, alpha, images, mean, std, background, w_sums, xbuf, outs):
     """Class probabilities (n, k) of raw images (n, d_in) of the params' dtype: normalized as
     model.normalize does, (image - mean) / std, into xbuf (at least n rows), then
@@ -188,7 +188,7 @@ def predict_rows(params, layout, alpha, images, mean, std, background, w_sums, x
     return softmax(mlp_forward_sparse(params, layout, alpha, x, background, w_sums, outs))
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _update(rule, p, g, slot1, slot2, lr_t, hyper, weight_decay):
     if rule == ADAM:
         adam_update(p, g, slot1, slot2, lr_t, hyper[0], hyper[1], hyper[2], weight_decay)
@@ -198,7 +198,7 @@ def _update(rule, p, g, slot1, slot2, lr_t, hyper, weight_decay):
         sgd_update(p, g, lr_t, weight_decay)
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _rows_pass(x, labels, order, start, lo, hi, nb, params, layout, alpha, outs, deltas, xbuf, ybuf, grads,
                bias_sums, sparse, indptr, indices, values, background, scratch, c_ptr, c_rows, c_values):
     """Phase 1 for rows lo:hi of a batch of nb (module doc). ``grads`` (P,) and ``bias_sums``
@@ -248,7 +248,7 @@ def _rows_pass(x, labels, order, start, lo, hi, nb, params, layout, alpha, outs,
     return loss, correct
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _weights_pass(part, parts, params, layout, rule, lr_t, hyper, slot1, slot2, grads, part_grads, bias_sums):
     """Phase 2 for part ``part`` (module doc). The weight gradients are summed into grads, or
     with one part used where they are (part_grads[0], which may be grads itself)."""
@@ -277,7 +277,7 @@ def _weights_pass(part, parts, params, layout, rule, lr_t, hyper, slot1, slot2, 
                     hyper[5])
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _step_loss(losses, nb, progress):
     """Between the phases: the step's mean loss into progress[3]; False if it is not finite."""
     loss = losses.sum() / nb
@@ -285,7 +285,7 @@ def _step_loss(losses, nb, progress):
     return math.isfinite(loss)
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _step_done(s, nb, hits, progress):
     progress[0] = s + 1
     progress[1] += progress[3] * nb

@@ -6,17 +6,18 @@ come in the parameter's dtype: a float64 scalar would promote the whole loop to 
 """
 
 import numpy as np
-from numba import njit
+
+from ._jit import kernel
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def sgd_update(p, g, learning_rate, weight_decay):
     """p -= lr * (g + wd * p)."""
     for i in range(p.size):
         p[i] -= learning_rate * (g[i] + weight_decay * p[i])
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def momentum_update(p, g, velocity, learning_rate, momentum, weight_decay):
     """velocity = momentum * velocity - lr * grad; p += velocity."""
     for i in range(p.size):
@@ -24,7 +25,7 @@ def momentum_update(p, g, velocity, learning_rate, momentum, weight_decay):
         p[i] += velocity[i]
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def adam_update(p, g, m, v, lr_t, one_minus_beta1, one_minus_beta2, epsilon, weight_decay):
     """Adam with the bias-corrected rate lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t):
     m += (grad - m)(1 - beta1); v += (grad^2 - v)(1 - beta2); p -= lr_t m / (sqrt(v) + eps)."""

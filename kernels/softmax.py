@@ -7,10 +7,11 @@ exp, and the log-sum-exp is accumulated in float64, so no logit overflows.
 import math
 
 import numpy as np
-from numba import njit
+
+from ._jit import kernel
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def softmax(logits):
     """Row-wise probabilities (n, k), of the logits' dtype."""
     n, k = logits.shape
@@ -29,7 +30,7 @@ def softmax(logits):
     return probs
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def softmax_cross_entropy_rows(logits, labels, dlogits, scale):
     """Some rows of a batch: dlogits (n, k) = (softmax - onehot) * scale, written into a given
     buffer; returns (the sum of the rows' losses, the correct rows). ``scale`` is 1 / the rows
@@ -63,7 +64,7 @@ def softmax_cross_entropy_rows(logits, labels, dlogits, scale):
     return loss, correct
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def softmax_cross_entropy_into(logits, labels, dlogits):
     """softmax_cross_entropy with dlogits written into a given (n, k) buffer: (loss, correct)."""
     scale = 1.0 / logits.shape[0]
@@ -71,7 +72,7 @@ def softmax_cross_entropy_into(logits, labels, dlogits):
     return loss * scale, correct
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def softmax_cross_entropy(logits, labels):
     """Mean cross-entropy of softmax(logits) against labels, its gradient, and the hit count.
 

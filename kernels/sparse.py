@@ -17,10 +17,11 @@ numbers into it, so no batch is ever copied.
 """
 
 import numpy as np
-from numba import njit
+
+from ._jit import kernel
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def csr_rows(x, background):
     """The non-background entries of x (n, d): (indptr, indices, values) as above."""
     n, d = x.shape
@@ -42,7 +43,7 @@ def csr_rows(x, background):
     return indptr, indices, values
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def column_sums(a, out):
     """out (m,) = the rows of a (n, m) added up, in out's dtype."""
     out[:] = 0.0
@@ -51,7 +52,7 @@ def column_sums(a, out):
             out[j] += a[i, j]
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _add_rows(out, row, values, indices, lo, hi, w):
     """out[row] += sum over p in lo:hi of values[p] * w[indices[p]], four rows of w per pass.
 
@@ -70,7 +71,7 @@ def _add_rows(out, row, values, indices, lo, hi, w):
             out[row, j] += a * w[k, j]
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def sparse_forward(indptr, indices, values, rows, background, w, w_sums, y):
     """y (r, m) = x[rows] @ w for w (d, m); w_sums (m,) must hold colsum(w) when background != 0."""
     m = w.shape[1]
@@ -81,7 +82,7 @@ def sparse_forward(indptr, indices, values, rows, background, w, w_sums, y):
         _add_rows(y, i, values, indices, indptr[r], indptr[r + 1], w)
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def sparse_weight_grad(indptr, indices, values, rows, background, dz, dw, dz_sums, c_ptr, c_rows, c_values):
     """dw (d, m) = x[rows].T @ dz for dz (r, m).
 
@@ -116,7 +117,7 @@ def sparse_weight_grad(indptr, indices, values, rows, background, dz, dw, dz_sum
         _add_rows(dw, k, c_values, c_rows, c_ptr[k], c_ptr[k + 1], dz)
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def dense_rows_forward(x, background, w, w_sums, y):
     """y (n, m) = x @ w for dense rows x (n, d), skipping their background entries as they come:
     the forward pass of a few images (inference), where building CSR rows would cost more than

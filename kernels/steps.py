@@ -9,13 +9,14 @@ threads and ours would otherwise fight over the cores.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from ._jit import kernel
 from .floatenv import FLUSH_SUBNORMALS, mxcsr, set_mxcsr
 from .fused import _rows_pass, _step_done, _step_loss, _weights_pass
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def train_steps(x, labels, order, batch_size, first, last, params, layout, alpha, rule, learning_rates, hyper,
                 slot1, slot2, grads, outs, deltas, xbuf, ybuf, progress, part_grads, bias_sums, losses, hits,
                 sparse, indptr, indices, values, background, scratch, c_ptr, c_rows, c_values):
@@ -49,7 +50,7 @@ def train_steps(x, labels, order, batch_size, first, last, params, layout, alpha
     return failed
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _serial_steps(x, labels, order, batch_size, first, last, params, layout, alpha, rule, learning_rates,
                   hyper, slot1, slot2, grads, outs, deltas, xbuf, ybuf, progress, part_grads, bias_sums,
                   losses, hits, sparse, indptr, indices, values, background, scratch, c_ptr, c_rows,
@@ -78,7 +79,7 @@ def _serial_steps(x, labels, order, batch_size, first, last, params, layout, alp
     return -1
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@kernel(parallel=True)
 def train_steps_parallel(x, labels, order, batch_size, first, last, params, layout, alpha, rule,
                          learning_rates, hyper, slot1, slot2, grads, outs, deltas, xbuf, ybuf, progress,
                          part_grads, bias_sums, losses, hits, sparse, indptr, indices, values, background,

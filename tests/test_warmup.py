@@ -61,6 +61,54 @@ def test_the_kernels_reach_blas_without_importing_all_of_scipy_linalg():
     assert done.stdout.strip() == "ok"
 
 
+def test_a_warm_cache_loads_the_training_kernel_without_numbas_registry_refresh(tmp_path, mnist_splits):
+    """_jit.kernel loads cached machine code without Numba's registry refresh (0.25-0.4 s at every
+    start). In a new process, from the session's cache: the parallel training kernel, its threads
+    and the runtime it calls are all there, and training comes out as in this process; a function
+    compiled afterwards still compiles (Numba's compiler refreshes the registries itself)."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from tinygrad_digits import model as M
+    from tinygrad_digits import optimizers as O
+    from tinygrad_digits import train as T
+
+    warmup.warm_up()  # the session's cache holds the kernels (compiled once per session)
+    x, y = mnist_splits.x_train[:1000], mnist_splits.y_train[:1000]
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    spec = M.ModelSpec(hidden=(32,), activations=("relu",))
+    config, optimizer = T.TrainConfig(epochs=2, batch_size=64), O.OptimizerConfig("adam")
+    here = T.train(spec, M.init_params(spec, np.random.default_rng(0)), x, y, x[:0], y[:0], config, optimizer)
+    assert T.USE_PARALLEL and T.USE_SPARSE
+    probe = (
+        "import sys, numpy as np\n"
+        "from tinygrad_digits import model as M, optimizers as O, train as T\n"
+        "from tinygrad_digits.kernels import steps\n"
+        "x, y = np.load(sys.argv[1] + '/x.npy'), np.load(sys.argv[1] + '/y.npy')\n"
+        "spec = M.ModelSpec(hidden=(32,), activations=('relu',))\n"
+        "result = T.train(spec, M.init_params(spec, np.random.default_rng(0)), x, y, x[:0], y[:0],\n"
+        "                 T.TrainConfig(epochs=2, batch_size=64), O.OptimizerConfig('adam'))\n"
+        "np.savez(sys.argv[1] + '/there.npz', **result.params)\n"
+        "stats = steps.train_steps_parallel.stats\n"
+        "assert sum(stats.cache_hits.values()) == 1 and not stats.cache_misses, stats\n"
+        "assert 'numba.typed.typeddict' not in sys.modules, 'the registries were refreshed'\n"
+        "from numba import njit\n"
+        "total = njit(lambda a: a.sum())  # compiled here, uncached: Numba's compiler refreshes first\n"
+        "assert total(np.arange(6.0)) == 15.0\n"
+        "assert 'numba.typed.typeddict' in sys.modules\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+    there = np.load(tmp_path / "there.npz")
+    for name, value in here.params.items():
+        np.testing.assert_array_equal(there[name], value, err_msg=name)
+
+
 def test_the_cli_compiles_up_front_only_when_the_cache_is_cold(monkeypatch, capsys):
     from tinygrad_digits.cli import options
 
