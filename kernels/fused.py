@@ -260,7 +260,9 @@ def _weights_pass(part, parts, params, layout, rule, lr_t, hyper, slot1, slot2, 
         total = part_grads[0, lo:hi]
         if parts > 1:
             total = grads[lo:hi]
-            total[:] = part_grads[0, lo:hi]
+            first = part_grads[0, lo:hi]
+            for i in range(total.size):  # not total[:] = first: its shape check compiles string code (3 s)
+                total[i] = first[i]
             for p in range(1, parts):
                 share = part_grads[p, lo:hi]
                 for i in range(total.size):
