@@ -7,7 +7,8 @@ same kernel serves float32 training and float64 gradient checks without recompil
 
 Every kernel uses ``error_model="numpy"``: division by zero gives inf/nan as in NumPy instead
 of a Python exception, and without that check LLVM can vectorize the loops (Adam: 9x faster).
-A warm cache loads them without Numba's registry refresh (see ``_jit``).
+Their cache is stamped by all the modules here, and loads without Numba's registry refresh
+(see ``_jit``).
 """
 
 # Before any kernel imports Numba: it saves a quarter of a second at every start (see there).

@@ -1,44 +1,85 @@
-"""The decorator of every kernel: ``njit`` with the disk cache and NumPy's error model, whose
-loads from a warm cache skip Numba's registry refresh (see _WarmLoad).
+"""The decorator of every kernel: ``njit`` with the disk cache and NumPy's error model, and a
+cache of our own (_KernelCache) that loads faster and never serves stale code.
 
 ``error_model="numpy"``: division by zero gives inf/nan as in NumPy instead of a Python
 exception, and without that check LLVM can vectorize the loops (Adam: 9x faster).
 """
 
+import functools
+import hashlib
+from pathlib import Path
+
 from numba import njit
-from numba.core.caching import FunctionCache
+from numba.core import caching
 from numba.core.runtime import rtsys
 
-# the internals _WarmLoad.load_overload calls; a Numba without them keeps its own loads
-_SKIPPABLE = all(hasattr(FunctionCache, name)
-                 for name in ("_load_overload", "_guard_against_spurious_io_errors"))
+# The Numba internals _KernelCache builds on; a Numba without one of them keeps its own cache.
+_LOCATOR = getattr(caching, "UserProvidedCacheLocator", None)  # the one NUMBA_CACHE_DIR selects
+_IMPL = getattr(caching, "CompileResultCacheImpl", None)
+_OURS = _LOCATOR is not None and _IMPL is not None and all(
+    hasattr(caching.FunctionCache, name) for name in ("_load_overload", "_guard_against_spurious_io_errors")
+)
 
 
 def kernel(function=None, **options):
     """``@kernel`` or ``@kernel(parallel=True, ...)``: ``njit(cache=True, error_model="numpy")``
-    with ``options`` added, loading from the cache through _WarmLoad."""
+    with ``options`` added, its cache a _KernelCache."""
     if function is None:
         return lambda function: kernel(function, **options)
     dispatcher = njit(error_model="numpy", **options)(function)
-    if _SKIPPABLE:
-        dispatcher._cache = _WarmLoad(function)  # what dispatcher.enable_caching() does, with ours
+    if _OURS:
+        dispatcher._cache = _KernelCache(function)  # what dispatcher.enable_caching() does, with ours
     else:
         dispatcher.enable_caching()
     return dispatcher
 
 
-class _WarmLoad(FunctionCache):
-    """Numba's disk cache, without the registry refresh before each load.
+def source_stamp() -> str:
+    """The stamp of the kernels' cache entries, as hex: it changes with any kernel module."""
+    return _folder_stamp(str(Path(__file__).resolve().parent)).hex()
 
-    Before loading any cached function, Numba refreshes its target context: it imports and
-    installs every typing and lowering registry it has (strings, dicts, random generators,
-    linear algebra, ...), 0.25-0.4 s at every start, which the machine code read from the cache
-    never uses. A load only needs the runtime (NRT), which compiled code calls into; that is
-    initialized here. Compiling a kernel (a cold cache, a new signature) still refreshes in full:
-    Numba's compiler does it first.
-    """
 
-    def load_overload(self, sig, target_context):
-        rtsys.initialize(target_context)
-        with self._guard_against_spurious_io_errors():
-            return self._load_overload(sig, target_context)
+@functools.cache
+def _folder_stamp(folder: str) -> bytes:
+    """sha256 of every module in ``folder``, names and sources (read once per process)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.digest()
+
+
+if _OURS:
+
+    class _FolderLocator(_LOCATOR):
+        """Numba's locator for NUMBA_CACHE_DIR, with the whole folder's sources as the stamp.
+
+        Numba keeps a cached kernel while its own file is unchanged, but the machine code holds
+        every kernel it calls, from other files too: change sparse.py alone and steps.py's
+        training kernel would load with the old sparse code. Here a change to any kernel module
+        makes every cached kernel stale, and they compile again.
+        """
+
+        def get_source_stamp(self):
+            return _folder_stamp(str(Path(self._py_file).resolve().parent))
+
+    class _FolderCacheImpl(_IMPL):
+        _locator_classes = [_FolderLocator, *_IMPL._locator_classes]
+
+    class _KernelCache(caching.FunctionCache):
+        """Numba's disk cache, stamped by the folder (_FolderLocator), loading without Numba's
+        registry refresh.
+
+        Before loading any cached function, Numba refreshes its target context: it imports and
+        installs every typing and lowering registry it has (strings, dicts, random generators,
+        linear algebra, ...), 0.25-0.4 s at every start, which the machine code read from the
+        cache never uses. A load only needs the runtime (NRT), which compiled code calls into;
+        that is initialized here. Compiling a kernel (a cold cache, a new signature) still
+        refreshes in full: Numba's compiler does it first.
+        """
+
+        _impl_class = _FolderCacheImpl
+
+        def load_overload(self, sig, target_context):
+            rtsys.initialize(target_context)
+            with self._guard_against_spurious_io_errors():
+                return self._load_overload(sig, target_context)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from tinygrad_digits import warmup
 
 
@@ -10,21 +13,46 @@ def test_an_empty_cache_is_cold(tmp_path, monkeypatch):
     assert not warmup.kernels_cached()
 
 
-def test_a_cache_with_every_kernel_module_is_warm(tmp_path, monkeypatch):
+def test_a_cache_warmed_up_from_these_sources_with_every_kernel_module_is_warm(tmp_path, monkeypatch):
+    from tinygrad_digits.kernels._jit import source_stamp
+
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
     nested = tmp_path / "work_main_kernels"
     nested.mkdir()
-    for name in warmup.KERNEL_MODULES[:-1]:
+    for name in warmup.KERNEL_MODULES:
         (nested / f"{name}.some_kernel-12.py311.nbi").write_bytes(b"")
-    assert not warmup.kernels_cached()  # one module still missing
-    (nested / f"{warmup.KERNEL_MODULES[-1]}.some_kernel-3.py311.nbi").write_bytes(b"")
+    assert not warmup.kernels_cached()  # warm_up has not run here
+    (tmp_path / warmup.STAMP_FILE).write_text("0" * 64)
+    assert not warmup.kernels_cached()  # it ran on other kernel sources (an upgrade, an edit)
+    (tmp_path / warmup.STAMP_FILE).write_text(source_stamp())
     assert warmup.kernels_cached()
+    (nested / f"{warmup.KERNEL_MODULES[-1]}.some_kernel-12.py311.nbi").unlink()
+    assert not warmup.kernels_cached()  # one module missing
 
 
-def test_warm_up_compiles_the_float32_training_kernels():
+def test_the_kernel_source_stamp_changes_with_any_kernel_module(tmp_path):
+    from tinygrad_digits.kernels import _jit
+
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "b.py").write_text("y = 2\n")
+    before = _jit._folder_stamp(str(tmp_path))
+    (tmp_path / "b.py").write_text("y = 3\n")
+    _jit._folder_stamp.cache_clear()
+    assert _jit._folder_stamp(str(tmp_path)) != before
+    (tmp_path / "b.py").write_text("y = 2\n")
+    _jit._folder_stamp.cache_clear()
+    assert _jit._folder_stamp(str(tmp_path)) == before
+
+
+def test_warm_up_compiles_the_float32_training_kernels_and_says_so_in_the_cache():
     import importlib
 
+    from tinygrad_digits.kernels._jit import source_stamp
+
+    stamp = Path(os.environ["NUMBA_CACHE_DIR"]) / warmup.STAMP_FILE
+    stamp.unlink(missing_ok=True)
     warmup.warm_up()
+    assert stamp.read_text() == source_stamp() and warmup.kernels_cached()
     for module in ("dense", "softmax", "optim"):
         kernels = importlib.import_module(f"tinygrad_digits.kernels.{module}")
         for name in dir(kernels):
@@ -107,6 +135,44 @@ def test_a_warm_cache_loads_the_training_kernel_without_numbas_registry_refresh(
     there = np.load(tmp_path / "there.npz")
     for name, value in here.params.items():
         np.testing.assert_array_equal(there[name], value, err_msg=name)
+
+
+def test_a_kernel_changed_in_another_file_is_compiled_again_not_loaded_stale(tmp_path):
+    """A cached kernel holds the code of the kernels it calls; Numba alone keeps it while its own
+    file is unchanged. _jit.kernel stamps the cache by the whole folder of modules."""
+    import subprocess
+    import sys
+
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "outer.py").write_text(
+        "from tinygrad_digits.kernels._jit import kernel\n"
+        "from .inner import inner\n\n\n"
+        "@kernel\ndef outer(x):\n    return inner(x) + 1.0\n"
+    )
+    probe = (
+        "import sys\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from pkg.outer import outer\n"
+        "print(outer(2.0), sum(outer.stats.cache_hits.values()))\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+
+    def run(factor):
+        (package / "inner.py").write_text(
+            "from tinygrad_digits.kernels._jit import kernel\n\n\n"
+            f"@kernel\ndef inner(x):\n    return x * {factor}\n"
+        )
+        done = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], env=env, capture_output=True,
+                              text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert run(2.0) == ["5.0", "0"]  # compiled
+    assert run(2.0) == ["5.0", "1"]  # loaded from the cache
+    assert run(3.0) == ["7.0", "0"]  # inner.py changed: outer compiled again, with the new inner
+    assert run(3.0) == ["7.0", "1"]
 
 
 def test_the_cli_compiles_up_front_only_when_the_cache_is_cold(monkeypatch, capsys):

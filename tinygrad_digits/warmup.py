@@ -13,27 +13,37 @@ from pathlib import Path
 import numpy as np
 
 KERNEL_MODULES = ("activations", "dense", "softmax", "optim", "fused", "steps", "sparse", "augment")
+# in the cache folder: the kernel sources' stamp (kernels/_jit.source_stamp) warm_up last compiled
+STAMP_FILE = "tinygrad-digits-kernels.stamp"
 
 
 def kernels_cached() -> bool:
-    """True when the cache holds an index for every kernel module (a cold cache compiles)."""
-    root = Path(os.environ.get("NUMBA_CACHE_DIR", ""))
-    if not root.is_dir():
+    """True when warm_up filled the cache from the kernel sources installed now, and it holds an
+    index for every kernel module. A cold cache, or one from other sources (an upgrade, an edit,
+    whose kernels would all compile again as they are called), is not."""
+    from .kernels._jit import source_stamp
+
+    root = _cache_root()
+    try:
+        if root is None or (root / STAMP_FILE).read_text() != source_stamp():
+            return False
+    except (OSError, UnicodeDecodeError):
         return False
     found = {p.name.split(".")[0] for p in root.rglob("*.nbi")}
     return all(name in found for name in KERNEL_MODULES)
 
 
-def warm_up(dtype=np.float32) -> None:
-    """Call every kernel once on tiny arrays of ``dtype`` (compiling or loading it): of the two
-    fused training kernels, the one training takes on this machine (train.USE_PARALLEL)."""
+def warm_up() -> None:
+    """Call every kernel once on tiny float32 arrays, compiling or loading it (of the two fused
+    training kernels, the one training takes on this machine: train.USE_PARALLEL); then record
+    in the cache that it holds the kernels of these sources (kernels_cached)."""
     from . import model as M
     from . import optimizers as O
     from . import train as T
 
     spec = M.ModelSpec(hidden=(3,), activations=("relu",))
-    params = M.init_params(spec, np.random.default_rng(0), dtype=dtype)
-    x = np.zeros((2, spec.inputs), dtype=dtype)
+    params = M.init_params(spec, np.random.default_rng(0), dtype=np.float32)
+    x = np.zeros((2, spec.inputs), dtype=np.float32)
     labels = np.zeros(2, dtype=np.int64)
     _, grads, _ = M.loss_grads_correct(spec, params, x, labels)
     for name in ("sgd", "momentum", "adam"):
@@ -51,3 +61,24 @@ def warm_up(dtype=np.float32) -> None:
                 np.zeros(len(rows), dtype=np.int64), x[:0], labels[:0],
                 T.TrainConfig(epochs=1, batch_size=len(rows)), O.OptimizerConfig("sgd"))
         M.Predictor(spec, M.init_params(spec, np.random.default_rng(0), dtype=np.float32))(rows[0])
+    _write_stamp()
+
+
+def _write_stamp() -> None:
+    """Record the sources the cache now holds (atomically); a cache that cannot be written skips it."""
+    from .kernels._jit import source_stamp
+
+    root = _cache_root()
+    if root is None:
+        return
+    partial = root / f".{STAMP_FILE}.{os.getpid()}"
+    try:
+        partial.write_text(source_stamp())
+        os.replace(partial, root / STAMP_FILE)
+    except OSError:
+        partial.unlink(missing_ok=True)
+
+
+def _cache_root() -> Path | None:
+    folder = os.environ.get("NUMBA_CACHE_DIR")
+    return Path(folder) if folder and Path(folder).is_dir() else None
