@@ -20,7 +20,7 @@ def register(main: click.Group) -> None:
                    "several make a sweep.")
 @click.option("--batch-size", "batch_sizes", multiple=True, type=click.IntRange(min=1), default=(128,),
               show_default=True, help="Mini-batch sizes to time; several make a sweep.")
-@click.option("--epochs", type=click.IntRange(min=2), default=5, show_default=True,
+@click.option("--epochs", type=click.IntRange(min=2), default=10, show_default=True,
               help="Epochs per trainer and configuration; the first is reported apart.")
 @click.option("--keras/--no-keras", default=True, show_default=True,
               help="Time Keras (TensorFlow CPU) too, in a process of its own.")

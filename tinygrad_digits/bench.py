@@ -57,7 +57,7 @@ class BenchPlan:
 
     hidden: tuple[tuple[int, ...], ...] = ((128,),)
     batch_sizes: tuple[int, ...] = (128,)
-    epochs: int = 5
+    epochs: int = 10
     keras: bool = True
     general: bool = True
     startup: bool = True
