@@ -21,13 +21,13 @@ def register(main: click.Group) -> None:
               help="Save a PNG sheet of the 28x28 inputs the network saw, captioned with its answers.")
 def predict(images, model, as_json, show_input):
     """Read the digit in each IMAGE (any format Pillow reads, dark-on-light or light-on-dark)."""
-    from tinygrad_digits import recognize, warmup
+    from tinygrad_digits import recognize
 
     from .main import echo, emit_json
+    from .options import announce_compile
 
     recognizer = recognize.Recognizer.load(model)
-    if not warmup.kernels_cached():
-        click.echo("compiling kernels (first run only)...", err=True)
+    announce_compile(as_json)
     predictions = recognizer.predict_files(images)  # a bad file stops us before any output
     if show_input:
         show_input.parent.mkdir(parents=True, exist_ok=True)

@@ -139,3 +139,21 @@ def test_a_bad_model_is_one_line_naming_it(images, tmp_path):
 
 def test_predict_needs_an_image():
     assert_one_line_error(run("predict"), 2, "IMAGE")
+
+
+def test_predict_compiles_the_kernels_up_front_once_saying_so(images, model_path, monkeypatch, tmp_path):
+    """A cold (or stale) kernel cache: one "compiling kernels" line, and warm_up marks the cache
+    warm, so the next run says nothing."""
+    from tinygrad_digits import warmup
+
+    (tmp_path / "kernel-cache").mkdir()
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "kernel-cache"))  # where the stamp goes
+    calls = []
+    monkeypatch.setattr(warmup, "warm_up", lambda: (calls.append(1), warmup._write_stamp()))
+    monkeypatch.setattr(warmup, "KERNEL_MODULES", ())  # the stamp alone decides here
+    files, _ = images
+    first = run("predict", files[0], "--model", model_path)
+    second = run("predict", files[0], "--model", model_path)
+    assert first.exit_code == second.exit_code == 0, first.output + second.output
+    assert "compiling kernels (first run only)" in first.stderr and calls == [1]
+    assert "compiling" not in second.stderr and first.stdout == second.stdout
