@@ -65,14 +65,6 @@ def softmax_cross_entropy_rows(logits, labels, dlogits, scale):
 
 
 @kernel
-def softmax_cross_entropy_into(logits, labels, dlogits):
-    """softmax_cross_entropy with dlogits written into a given (n, k) buffer: (loss, correct)."""
-    scale = 1.0 / logits.shape[0]
-    loss, correct = softmax_cross_entropy_rows(logits, labels, dlogits, scale)
-    return loss * scale, correct
-
-
-@kernel
 def softmax_cross_entropy(logits, labels):
     """Mean cross-entropy of softmax(logits) against labels, its gradient, and the hit count.
 
@@ -80,5 +72,6 @@ def softmax_cross_entropy(logits, labels):
     correct: int, the rows whose first maximal logit is the label).
     """
     dlogits = np.empty_like(logits)
-    loss, correct = softmax_cross_entropy_into(logits, labels, dlogits)
-    return loss, dlogits, correct
+    scale = 1.0 / logits.shape[0]
+    loss, correct = softmax_cross_entropy_rows(logits, labels, dlogits, scale)
+    return loss * scale, dlogits, correct
