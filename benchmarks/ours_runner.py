@@ -18,14 +18,15 @@ from bench_common import Channel, answer, blas_info, load_data, median_seconds, 
 
 class Worker:
     def __init__(self, channel: Channel, general: bool, one_thread: bool):
+        from tinygrad_digits import fastpath as F
         from tinygrad_digits import model as M
         from tinygrad_digits import optimizers as O
         from tinygrad_digits import train as T
         from tinygrad_digits import warmup
 
-        self.M, self.O, self.T = M, O, T
-        T.USE_FUSED = not general
-        T.USE_PARALLEL = T.USE_SPARSE = not one_thread  # one thread: the kernel as it was before both
+        self.M, self.O, self.T, self.F = M, O, T, F
+        F.USE_FUSED = not general
+        F.USE_PARALLEL = F.USE_SPARSE = not one_thread  # one thread: the kernel as it was before both
         warmup.warm_up()
         self.channel = channel
         self.pending = None
@@ -70,7 +71,7 @@ class Worker:
     def info(self):
         import numba
 
-        return {"numba": numba.__version__, "blas": blas_info(), "fused": self.T.USE_FUSED}
+        return {"numba": numba.__version__, "blas": blas_info(), "fused": self.F.USE_FUSED}
 
     def floor(self):
         from gemm_floor import numba_floor
@@ -80,12 +81,12 @@ class Worker:
     def inference(self):
         from tinygrad_digits.kernels import fused
 
-        M, T, O = self.M, self.T, self.O
+        M, T, O, F = self.M, self.T, self.O, self.F
         raw = self.data["images"]
         one = raw[0]
         x1 = M.normalize(self.spec, raw[:1])
         # the fused forward kernel on flat params: one call, no Python per layer
-        flat = T._FusedSteps(self.spec, self.params, x1, np.zeros(1, np.int64), T.TrainConfig(batch_size=1),
+        flat = F.FusedSteps(M.dense_chain(self.spec), self.spec.alpha, self.params, x1, np.zeros(1, np.int64), 1,
                              O.OptimizerConfig("sgd"))
         predictor = M.Predictor(self.spec, self.params)
         return {

@@ -219,5 +219,5 @@ def test_the_training_hook_sees_every_batch_and_keeps_labels(digits, monkeypatch
     assert [r["train_loss"] for r in a.history] == [r["train_loss"] for r in b.history]
     assert np.array_equal(a.params["dense0.W"], b.params["dense0.W"])
     # the fused kernel cannot augment: a hook means the general path, whatever the spec
-    monkeypatch.setattr(T, "_FusedSteps", None)  # would fail if used
+    monkeypatch.setattr(T.fastpath, "FusedSteps", None)  # would fail if used
     run()

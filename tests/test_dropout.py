@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from tinygrad_digits import fastpath as F
 from tinygrad_digits import model as M
 from tinygrad_digits import ops
 from tinygrad_digits import optimizers as O
@@ -188,9 +189,9 @@ def train_blobs(dropout: float, seed: int = 0):
 
 def test_the_fused_path_is_kept_without_dropout_and_left_with_it():
     _, spec, params, config, optimizer = train_blobs(0.0)
-    assert T._fused_ok(spec, params, config, optimizer)
+    assert F.fusable(M.dense_chain(spec) if not spec.dropout else None, params, optimizer)
     _, spec, params, config, optimizer = train_blobs(0.3)
-    assert not T._fused_ok(spec, params, config, optimizer)
+    assert not F.fusable(M.dense_chain(spec) if not spec.dropout else None, params, optimizer)
 
 
 def test_training_with_dropout_learns_and_is_seeded():

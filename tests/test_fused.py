@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tinygrad_digits import fastpath as F
 from tinygrad_digits import model as M
 from tinygrad_digits import optimizers as O
 from tinygrad_digits import train as T
@@ -47,9 +48,9 @@ def sparse_data(n: int, seed: int):
 
 
 def choose(monkeypatch, path: str):
-    monkeypatch.setattr(T, "USE_FUSED", path != "general")
-    monkeypatch.setattr(T, "USE_PARALLEL", path in ("parallel", "sparse"))
-    monkeypatch.setattr(T, "USE_SPARSE", path.startswith("sparse"))
+    monkeypatch.setattr(F, "USE_FUSED", path != "general")
+    monkeypatch.setattr(F, "USE_PARALLEL", path in ("parallel", "sparse"))
+    monkeypatch.setattr(F, "USE_SPARSE", path.startswith("sparse"))
     if path in ("parallel", "sparse"):
         import numba
 
@@ -96,7 +97,7 @@ def test_fused_paths_match_the_general_path(monkeypatch, path, name, activation,
     # 150 images in batches of 32: 5 steps per epoch, the last of 22 rows
     optimizer = O.OptimizerConfig(name, total_steps=2 * 5, weight_decay=1e-3 if depth != 2 else 0.0,
                                   schedule="cosine" if depth != 3 else "constant")
-    assert T._fused_ok(spec, M.init_params(spec, np.random.default_rng(0)), T.TrainConfig(), optimizer)
+    assert F.fusable(M.dense_chain(spec) if not spec.dropout else None, M.init_params(spec, np.random.default_rng(0)), optimizer)
     fast = run(monkeypatch, path, spec, optimizer)
     general = run(monkeypatch, "general", spec, optimizer, make=path)
     assert fast[0].stopped is None
@@ -108,7 +109,7 @@ def test_each_path_takes_the_kernel_it_names(monkeypatch, path):
     choose(monkeypatch, path)
     spec = M.ModelSpec(hidden=(8,), inputs=INPUTS, outputs=OUTPUTS)
     x, y = (sparse_data if path.startswith("sparse") else data)(64, 0)
-    steps = T._FusedSteps(spec, M.init_params(spec, np.random.default_rng(0)), x, y, T.TrainConfig(batch_size=32),
+    steps = F.FusedSteps(M.dense_chain(spec), spec.alpha, M.init_params(spec, np.random.default_rng(0)), x, y, 32,
                           O.OptimizerConfig("adam"))
     assert steps.parts == (2 if path in ("parallel", "sparse") else 1)
     assert steps.kernel is (step_kernels.train_steps_parallel if steps.parts > 1 else step_kernels.train_steps)
@@ -217,16 +218,9 @@ def test_the_fused_path_is_only_taken_where_it_is_exact():
     spec = M.ModelSpec(hidden=(8,), inputs=INPUTS, outputs=OUTPUTS)
     config, optimizer = T.TrainConfig(), O.OptimizerConfig("adam")
     float32 = M.init_params(spec, np.random.default_rng(0))
-    assert T._fused_ok(spec, float32, config, optimizer)
-    assert not T._fused_ok(spec, M.init_params(spec, np.random.default_rng(0), dtype=np.float64), config, optimizer)
+    assert F.fusable(M.dense_chain(spec) if not spec.dropout else None, float32, optimizer)
+    assert not F.fusable(M.dense_chain(spec) if not spec.dropout else None, M.init_params(spec, np.random.default_rng(0), dtype=np.float64), optimizer)
 
-    from dataclasses import dataclass
-
-    @dataclass(frozen=True)
-    class WithDropout(M.ModelSpec):  # a feature the kernel does not know: the general path
-        dropout: float = 0.0
-
-    assert not T._fused_ok(WithDropout(hidden=(8,), inputs=INPUTS, outputs=OUTPUTS), float32, config, optimizer)
 
 
 @pytest.mark.parametrize("rows", [1, 7, 33])
@@ -245,7 +239,7 @@ def test_mlp_forward_matches_model_forward(rng):
     spec = M.ModelSpec(hidden=(16, 9), activations=("relu", "sigmoid"), inputs=INPUTS, outputs=OUTPUTS)
     params = M.init_params(spec, rng)
     x = rng.normal(size=(7, INPUTS)).astype(np.float32)
-    steps = T._FusedSteps(spec, params, x, np.zeros(7, np.int64), T.TrainConfig(batch_size=7),
+    steps = F.FusedSteps(M.dense_chain(spec), spec.alpha, params, x, np.zeros(7, np.int64), 7,
                           O.OptimizerConfig("sgd"))
     logits = fused.mlp_forward(steps.flat, steps.layout, steps.alpha, x, steps.outs)
     np.testing.assert_array_equal(logits, M.forward(spec, params, x)[0])
@@ -269,11 +263,11 @@ def test_the_kernel_flushes_subnormals_and_restores_the_fp_environment(monkeypat
     def read_mxcsr():
         return floatenv.mxcsr()
 
-    monkeypatch.setattr(T, "USE_PARALLEL", False)
+    monkeypatch.setattr(F, "USE_PARALLEL", False)
     spec = M.ModelSpec(hidden=(3,), inputs=INPUTS, outputs=OUTPUTS)
     x = np.zeros((4, INPUTS), np.float32)  # zero inputs: the first layer's weight gradients are 0
     y = np.zeros(4, np.int64)
-    steps = T._FusedSteps(spec, M.init_params(spec, np.random.default_rng(0)), x, y, T.TrainConfig(batch_size=4),
+    steps = F.FusedSteps(M.dense_chain(spec), spec.alpha, M.init_params(spec, np.random.default_rng(0)), x, y, 4,
                           O.OptimizerConfig("adam"))
     assert steps.kernel is step_kernels.train_steps
     first_layer = slice(0, INPUTS * 3)
@@ -303,7 +297,7 @@ def test_the_parallel_kernel_flushes_subnormals_in_its_threads_and_gives_blas_ba
     spec = M.ModelSpec(hidden=(3,), inputs=INPUTS, outputs=OUTPUTS)
     x = np.zeros((8, INPUTS), np.float32)  # all background: the first layer's weight gradients are 0
     y = np.zeros(8, np.int64)
-    steps = T._FusedSteps(spec, M.init_params(spec, np.random.default_rng(0)), x, y, T.TrainConfig(batch_size=8),
+    steps = F.FusedSteps(M.dense_chain(spec), spec.alpha, M.init_params(spec, np.random.default_rng(0)), x, y, 8,
                           O.OptimizerConfig("adam"))
     assert steps.kernel is step_kernels.train_steps_parallel and steps.sparse
     first_layer = slice(0, INPUTS * 3)
@@ -322,7 +316,7 @@ def test_mlp_forward_sparse_matches_mlp_forward(rng):
     params = M.init_params(spec, rng)
     x = rng.normal(size=(7, INPUTS)).astype(np.float32)
     x[rng.random(x.shape) < 0.7] = np.float32(-0.4)
-    steps = T._FusedSteps(spec, params, x, np.zeros(7, np.int64), T.TrainConfig(batch_size=7),
+    steps = F.FusedSteps(M.dense_chain(spec), spec.alpha, params, x, np.zeros(7, np.int64), 7,
                           O.OptimizerConfig("sgd"))
     w_sums = params["dense0.W"].sum(axis=0, dtype=np.float32)
     dense = fused.mlp_forward(steps.flat, steps.layout, steps.alpha, x, steps.outs).copy()

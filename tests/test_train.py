@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 
+from tinygrad_digits import fastpath as F
 from tinygrad_digits import model as M
 from tinygrad_digits import optimizers as O
 from tinygrad_digits import train as T
@@ -172,7 +173,7 @@ def test_fused_and_general_paths_train_alike(monkeypatch, name):
     """float32 runs take the fused kernel unless USE_FUSED is off; both must do the same steps."""
     optimizer = O.OptimizerConfig(name, total_steps=3 * 4, weight_decay=1e-3)
     fused, fused_params, _ = small_run(epochs=3, batch_size=64, optimizer=optimizer)
-    monkeypatch.setattr(T, "USE_FUSED", False)
+    monkeypatch.setattr(F, "USE_FUSED", False)
     general, general_params, _ = small_run(epochs=3, batch_size=64, optimizer=optimizer)
     for key in fused_params:
         np.testing.assert_allclose(fused_params[key], general_params[key], rtol=1e-5, atol=1e-6)
@@ -217,7 +218,7 @@ def test_divergence_after_good_epochs_keeps_the_last_good_epoch(dtype):
 def test_divergence_on_an_epochs_last_step_does_not_keep_non_finite_params(monkeypatch, use_fused):
     # One step per epoch (batch_size >= n), so the update that breaks the parameters is always
     # an epoch's last. float32(1e300) is inf: the very first update makes every weight inf/nan.
-    monkeypatch.setattr(T, "USE_FUSED", use_fused)
+    monkeypatch.setattr(F, "USE_FUSED", use_fused)
     optimizer = O.OptimizerConfig("sgd", learning_rate=1e300, schedule="constant")
     with np.errstate(over="ignore"):
         result, params, initial = small_run(epochs=2, batch_size=200, optimizer=optimizer, spec=RELU)

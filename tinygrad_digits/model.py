@@ -222,18 +222,9 @@ def predict_proba(spec: ModelSpec, params: dict, images: np.ndarray, batch_size:
     return out[0] if single else out
 
 
-def flat_layout(spec: ModelSpec, rows: int):
-    """Where the fused kernels (kernels/fused.py) find every layer in flat buffers, for ``rows``
-    inputs at a time: (layout (L, 6) int64, [(param key, offset, size)], params size, outputs
-    size)."""
-    layout, keys, size, out_size = [], [], 0, 0
-    for name, fan_in, fan_out, act in spec.layers():
-        w_at, b_at = size, size + fan_in * fan_out
-        size = b_at + fan_out
-        layout.append((w_at, fan_in, fan_out, b_at, out_size, ops.activation_code(act)))
-        out_size += rows * fan_out
-        keys += [(name + ".W", w_at, fan_in * fan_out), (name + ".b", b_at, fan_out)]
-    return np.array(layout, dtype=np.int64), keys, size, out_size
+def dense_chain(spec: ModelSpec):
+    """The spec's layers as fastpath's dense chain: (weight key, bias key, activation) each."""
+    return tuple((name + ".W", name + ".b", act) for name, _, _, act in spec.layers())
 
 
 class Predictor:
@@ -252,7 +243,9 @@ class Predictor:
         check_params(spec, params)
         self.spec, self.params, self.rows = spec, params, rows
         self.alpha = float(spec.alpha)
-        self.layout, keys, _, out_size = flat_layout(spec, rows)
+        from .fastpath import flat_layout
+
+        self.layout, keys, _, out_size = flat_layout(dense_chain(spec), params, rows)
         self.dtype = params["dense0.W"].dtype.type
         self.flat = np.concatenate([params[key].reshape(-1) for key, _, _ in keys]).astype(self.dtype)
         self.outs = np.empty(out_size, dtype=self.dtype)

@@ -35,8 +35,9 @@ def kernels_cached() -> bool:
 
 def warm_up() -> None:
     """Call every kernel once on tiny float32 arrays, compiling or loading it (of the two fused
-    training kernels, the one training takes on this machine: train.USE_PARALLEL); then record
+    training kernels, the one training takes on this machine: fastpath.USE_PARALLEL); then record
     in the cache that it holds the kernels of these sources (kernels_cached)."""
+    from . import fastpath as F
     from . import model as M
     from . import optimizers as O
     from . import train as T
@@ -54,7 +55,7 @@ def warm_up() -> None:
 
     augment_batch(AUGMENTATIONS["elastic"], np.zeros((1, spec.inputs), dtype=np.float32),
                   np.random.default_rng(0))
-    if T.USE_FUSED:  # the fused training kernels (float32 only), through the same call as training
+    if F.USE_FUSED:  # the fused training kernels (float32 only), through the same call as training
         # the kernel training takes here (parallel where it can be): a batch that threads can share
         rows = np.zeros((8, spec.inputs), dtype=np.float32)
         T.train(spec, M.init_params(spec, np.random.default_rng(0), dtype=np.float32), rows,

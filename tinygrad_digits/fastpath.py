@@ -1,0 +1,209 @@
+"""The fused path of ``train``: many steps of a plain MLP per kernel call (kernels/steps.py).
+
+It trains a *dense chain*: a model that is nothing but dense layers, each with an activation the
+kernels know, ending in logits for the default loss, softmax cross-entropy. The chain is a tuple
+of ``(weight key, bias key, activation name)``, one per layer, and one leaky_relu ``alpha`` for
+all; ``layers.dense_chain`` finds it in a model, so nothing here knows how layers name their
+parameters. A run here gives the general path's parameters to float32 rounding.
+
+The steps run in kernels/steps.train_steps_parallel, split over Numba's threads, when there are
+at least two and threadpoolctl holds BLAS to one thread meanwhile; else in
+kernels/steps.train_steps, in this thread. The first layer reads a CSR copy of the training set
+(kernels/sparse.py) when at least SPARSE_MIN_BACKGROUND of its inputs hold the background value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+
+from . import optimizers as O
+from .kernels import fused as _fused
+from .kernels import sparse as _sparse
+from .kernels import steps as _steps
+from .kernels.activations import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
+
+USE_FUSED = True  # False forces the general path (tests and benchmarks compare the two)
+USE_PARALLEL = True  # False keeps the fused path on one thread
+USE_SPARSE = True  # False keeps the parallel path's first layer dense
+SPARSE_MIN_BACKGROUND = 0.5  # the fraction of background inputs from which the sparse first layer pays
+ACTIVATION_CODES = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU, "sigmoid": SIGMOID,
+                    "tanh": TANH}
+_RULES = {"sgd": _fused.SGD, "momentum": _fused.MOMENTUM, "adam": _fused.ADAM}
+# OptimizerConfig's fields the kernels implement; a config with any other trains on the general path
+_OPTIMIZER_FIELDS = {"name", "learning_rate", "schedule", "total_steps", "weight_decay", "momentum", "beta1",
+                     "beta2", "epsilon"}
+_CHUNK_WORK = 5e8  # rows * parameters per kernel call: ~10-30 ms, so Ctrl-C and progress stay live
+
+
+def fusable(chain, params: dict, optimizer) -> bool:
+    """Whether the fused kernels do exactly what the general path would for this chain (float32
+    params of exactly the chain's keys, 2-D weights, an optimizer the kernels know)."""
+    if not USE_FUSED or chain is None or optimizer.name not in _RULES:
+        return False
+    if set(optimizer.__dataclass_fields__) != _OPTIMIZER_FIELDS:
+        return False
+    keys = [key for w_key, b_key, _ in chain for key in (w_key, b_key)]
+    if sorted(keys) != sorted(params) or len(set(keys)) != len(keys):
+        return False
+    if any(act not in ACTIVATION_CODES for _, _, act in chain):
+        return False
+    return all(params[key].dtype == np.float32 for key in keys) and all(
+        params[w].ndim == 2 and params[b].shape == params[w].shape[1:] for w, b, _ in chain)
+
+
+def flat_layout(chain, params: dict, rows: int):
+    """Where the fused kernels (kernels/fused.py) find every layer in flat buffers, for ``rows``
+    inputs at a time: (layout (L, 6) int64, [(param key, offset, size)], params size, outputs
+    size)."""
+    layout, keys, size, out_size = [], [], 0, 0
+    for w_key, b_key, act in chain:
+        fan_in, fan_out = params[w_key].shape
+        w_at, b_at = size, size + fan_in * fan_out
+        size = b_at + fan_out
+        layout.append((w_at, fan_in, fan_out, b_at, out_size, ACTIVATION_CODES[act]))
+        out_size += rows * fan_out
+        keys += [(w_key, w_at, fan_in * fan_out), (b_key, b_at, fan_out)]
+    return np.array(layout, dtype=np.int64), keys, size, out_size
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return max(1, math.ceil(n / batch_size))
+
+
+class FusedSteps:
+    """The params, optimizer slots and scratch of the fused kernels, as flat buffers.
+
+    The params dict stays the truth between calls: ``pack`` copies it in, ``sync`` copies the
+    kernel's params back out after every chunk of steps.
+    """
+
+    def __init__(self, chain, alpha: float, params, x_train, y_train, batch_size: int, optimizer):
+        dtype = np.dtype(np.float32)
+        self.params, self.optimizer = params, optimizer
+        # writable C arrays: a read-only or strided one would compile another kernel signature
+        self.x = x_train if x_train.flags.writeable else x_train.copy()
+        self.y = np.require(y_train, np.int64, ["C", "W"])
+        self.batch_size = batch = batch_size
+        self.layout, self.keys, size, out_size = flat_layout(chain, params, batch)
+        self.flat = np.empty(size, dtype=dtype)
+        self.grads = np.empty(size, dtype=dtype)
+        self.outs = np.empty(out_size, dtype=dtype)
+        self.deltas = np.empty(out_size, dtype=dtype)
+        d_in = int(self.layout[0, 1])
+        self.xbuf = np.empty((batch, d_in), dtype=dtype)
+        self.ybuf = np.empty(batch, dtype=np.int64)
+        slots = {"sgd": 0, "momentum": 1, "adam": 2}[optimizer.name]
+        self.slot1 = np.zeros(size if slots >= 1 else 0, dtype=dtype)
+        self.slot2 = np.zeros(size if slots >= 2 else 0, dtype=dtype)
+        self.rule = _RULES[optimizer.name]
+        self.hyper = np.array([1.0 - optimizer.beta1, 1.0 - optimizer.beta2, optimizer.epsilon,
+                               optimizer.momentum, optimizer.weight_decay, 0.0], dtype=dtype)
+        self.alpha = float(alpha)
+        self.progress = np.zeros(4, dtype=np.float64)
+        self.chunk = int(min(64, max(1, _CHUNK_WORK // (batch * size))))
+
+        self.blas = _blas_limiter(batch) if USE_PARALLEL else None
+        self.parts = parts = 1 if self.blas is None else _numba_threads()
+        self.kernel = _steps.train_steps if parts == 1 else _steps.train_steps_parallel
+        self.part_grads = self.grads[None] if parts == 1 else np.empty((parts, size), dtype=dtype)
+        widest = int(self.layout[:, 2].max())
+        self.bias_sums = np.zeros((parts, len(self.layout), widest), dtype=np.float64)
+        self.losses = np.zeros(parts, dtype=np.float64)
+        self.hits = np.zeros(parts, dtype=np.int64)
+        self.scratch = np.zeros((parts, widest), dtype=dtype)
+        background, count = _background(self.x) if USE_SPARSE else (0, 0)  # two passes over x: only if used
+        self.background = dtype.type(background)
+        self.sparse = USE_SPARSE and count >= SPARSE_MIN_BACKGROUND * self.x.size > 0
+        if self.sparse:
+            self.csr = _sparse.csr_rows(self.x, self.background)
+        else:
+            self.csr = (np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, dtype))
+        share = -(-batch // parts) * d_in if self.sparse else 0
+        self.c_ptr = np.zeros((parts, d_in + 1), dtype=np.int64)
+        self.c_rows = np.zeros((parts, share), dtype=np.int64)
+        self.c_values = np.zeros((parts, share), dtype=dtype)
+        self.pack()
+
+    def pack(self) -> None:
+        for key, at, count in self.keys:
+            self.flat[at : at + count] = self.params[key].reshape(-1)
+
+    def sync(self, tally) -> None:
+        """Params and the epoch's tally as of the last step the kernel finished."""
+        for key, at, count in self.keys:
+            self.params[key].reshape(-1)[...] = self.flat[at : at + count]
+        done = int(self.progress[0])
+        tally.loss_sum, tally.correct = float(self.progress[1]), int(self.progress[2])
+        tally.seen = min(done * self.batch_size, len(self.x))
+
+    def _learning_rates(self, t: int, count: int) -> np.ndarray:
+        """The rates optimizers.update would use for steps t .. t + count - 1, in the params' dtype."""
+        opt = self.optimizer
+        rates = []
+        for step in range(t, t + count):
+            lr = O.learning_rate_at(opt, step)
+            if opt.name == "adam":
+                lr *= math.sqrt(1.0 - opt.beta2 ** (step + 1)) / (1.0 - opt.beta1 ** (step + 1))
+            rates.append(lr)
+        return np.array(rates, dtype=self.flat.dtype)
+
+    def steps(self, order, first: int, last: int, rates) -> int:
+        """Steps first .. last - 1 of the epoch ``order`` through the kernel (its return)."""
+        with self.blas.limit(limits=1) if self.blas is not None else contextlib.nullcontext():
+            return self.kernel(
+                self.x, self.y, order, self.batch_size, first, last, self.flat, self.layout, self.alpha,
+                self.rule, rates, self.hyper, self.slot1, self.slot2, self.grads, self.outs, self.deltas,
+                self.xbuf, self.ybuf, self.progress, self.part_grads, self.bias_sums, self.losses, self.hits,
+                self.sparse, *self.csr, self.background, self.scratch, self.c_ptr, self.c_rows, self.c_values,
+            )
+
+    def run_epoch(self, order, state, tally, on_batch):
+        """One epoch in chunks of steps; on_batch calls come after each chunk. Returns None, or
+        (step, loss) for the first step whose loss was not finite (that step is not applied)."""
+        steps = steps_per_epoch(len(self.x), self.batch_size)
+        self.progress[:] = 0.0
+        done = 0
+        while done < steps:
+            last = min(steps, done + self.chunk)
+            failed = self.steps(order, done, last, self._learning_rates(state["step"], last - done))
+            self.sync(tally)
+            reached = int(self.progress[0])
+            state["step"] += reached - done
+            if on_batch is not None:
+                for step in range(done, reached):
+                    on_batch(step + 1, steps)
+            if failed >= 0:
+                return failed, float(self.progress[3])
+            done = reached
+        return None
+
+
+def _numba_threads() -> int:
+    import numba
+
+    return numba.get_num_threads()
+
+
+def _blas_limiter(batch_size: int):
+    """threadpoolctl's handle on the BLAS libraries, when the parallel kernel can run: Numba
+    has two threads or more, the batch gives each two rows or more, and BLAS is found."""
+    if _numba_threads() < 2 or batch_size < 2 * _numba_threads():
+        return None
+    from threadpoolctl import ThreadpoolController
+
+    blas = ThreadpoolController().select(user_api="blas")
+    return blas if blas.lib_controllers else None
+
+
+def _background(x: np.ndarray):
+    """The likely background value of inputs x (n, d), and how many inputs hold it: of the two
+    candidates, the minimum (a blank pixel of dark-background images, normalized) and the first
+    input's first value (an image's corner), the more frequent."""
+    if x.size == 0:
+        return x.dtype.type(0), 0
+    counts = [(int(np.count_nonzero(x == value)), value) for value in (x.min(), x.flat[0])]
+    count, value = max(counts, key=lambda c: c[0])
+    return value, count
