@@ -52,3 +52,49 @@ def model_path(tmp_path_factory, mnist_splits):
     path = tmp_path_factory.getbasetemp() / "recognize-model.npz"
     app.train_and_save(app.TrainRun(epochs=3, train_size=10_000), mnist_splits, path)
     return path
+
+
+# -- Independent references: NumPy written here, never the code under test -------------------
+
+
+def central_difference(f, x, eps: float = 1e-6):
+    """Float64 central differences of the scalar f() with respect to every entry of x, an array
+    or a dict of arrays that f reads (changed in place and restored): an array, or a dict of them."""
+    if isinstance(x, dict):
+        return {key: central_difference(f, value, eps) for key, value in x.items()}
+    grad = np.zeros(x.shape, dtype=np.float64)
+    for i in np.ndindex(x.shape):
+        kept = x[i]
+        x[i] = kept + eps
+        up = float(f())
+        x[i] = kept - eps
+        down = float(f())
+        x[i] = kept
+        grad[i] = (up - down) / (2 * eps)
+    return grad
+
+
+NUMPY_ACTIVATIONS = {
+    "relu": lambda z, alpha: np.maximum(z, 0.0),
+    "leaky_relu": lambda z, alpha: np.where(z > 0, z, alpha * z),
+    "sigmoid": lambda z, alpha: 1.0 / (1.0 + np.exp(-z)),
+    "tanh": lambda z, alpha: np.tanh(z),
+    "identity": lambda z, alpha: z,
+}
+
+
+def numpy_mlp_logits(params: dict, x: np.ndarray, activations, alpha: float = 0.1) -> np.ndarray:
+    """Logits of dense layers dense0..dense{L} in float64: hidden activations by name, none last."""
+    h = np.asarray(x, dtype=np.float64)
+    acts = [*activations, "identity"]
+    for i, act in enumerate(acts):
+        h = NUMPY_ACTIVATIONS[act](h @ params[f"dense{i}.W"].astype(np.float64) + params[f"dense{i}.b"], alpha)
+    return h
+
+
+def numpy_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean softmax cross-entropy in float64, by log-sum-exp."""
+    z = np.asarray(logits, dtype=np.float64)
+    top = z.max(axis=1, keepdims=True)
+    log_probs = z - top - np.log(np.exp(z - top).sum(axis=1, keepdims=True))
+    return float(-log_probs[np.arange(len(labels)), labels].mean())

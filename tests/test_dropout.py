@@ -8,26 +8,16 @@ import json
 
 import numpy as np
 import pytest
+from conftest import central_difference
 
 from tinygrad_digits import fastpath as F
 from tinygrad_digits import model as M
 from tinygrad_digits import ops
 from tinygrad_digits import optimizers as O
 from tinygrad_digits import train as T
+from tinygrad_digits import layers
+from tinygrad_digits.autodiff import value_and_grad
 from tinygrad_digits.modelfile import load_model, save_model
-
-
-def central_difference(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + eps
-        up = f()
-        x[i] = old - eps
-        down = f()
-        x[i] = old
-        grad[i] = (up - down) / (2 * eps)
-    return grad
 
 
 # ---------------------------------------------------------------- the op
@@ -105,10 +95,13 @@ def test_network_gradient_with_dropout_matches_central_differences(act, hidden):
     x = rng.normal(size=(4, 6))
     labels = np.array([0, 2, 1, 2])
 
-    def loss():
-        return M.value_and_grad(spec, params, x, labels, np.random.default_rng(9))[0]
+    def loss_of(p):
+        return ops.softmax_cross_entropy(M.forward(spec, p, x, np.random.default_rng(9)), labels)
 
-    _, grads = M.value_and_grad(spec, params, x, labels, np.random.default_rng(9))
+    def loss():
+        return loss_of(params)
+
+    _, grads = value_and_grad(loss_of)(params)
     for key, value in params.items():
         np.testing.assert_allclose(
             grads[key], central_difference(loss, value), rtol=1e-5, atol=1e-7, err_msg=key
@@ -120,11 +113,11 @@ def test_dropout_changes_training_outputs_but_not_inference(rng):
     plain = M.ModelSpec(hidden=(32, 16), activations=("tanh",), inputs=10, outputs=4)
     params = M.init_params(spec, rng)
     x = rng.normal(size=(8, 10)).astype(np.float32)
-    inference, caches = M.forward(spec, params, x)
-    np.testing.assert_array_equal(inference, M.forward(plain, params, x)[0])
-    assert not any(isinstance(c, ops.DropoutCache) for c in caches)
-    training, caches = M.forward(spec, params, x, np.random.default_rng(0))
-    assert sum(isinstance(c, ops.DropoutCache) for c in caches) == 2  # after each hidden layer
+    inference = M.forward(spec, params, x)
+    np.testing.assert_array_equal(inference, M.forward(plain, params, x))
+    assert [type(layer) for layer in spec.network().layers] == [
+        layers.Dense, layers.Dropout, layers.Dense, layers.Dropout, layers.Dense]  # after each hidden layer
+    training = M.forward(spec, params, x, np.random.default_rng(0))
     assert not np.allclose(training, inference)
     np.testing.assert_array_equal(M.predict_proba(spec, params, x), M.predict_proba(plain, params, x))
 
@@ -134,9 +127,8 @@ def test_inverted_scaling_keeps_the_mean_hidden_activity():
     spec = M.ModelSpec(hidden=(4000,), activations=("relu",), inputs=20, outputs=3, dropout=0.3)
     params = M.init_params(spec, np.random.default_rng(0), dtype=np.float64)
     x = np.random.default_rng(1).normal(size=(50, 20))
-    _, caches = M.forward(spec, params, x, np.random.default_rng(2))
-    dense_out = caches[0][2]  # (name, x, y, code, alpha): y before dropout
-    dropped = dense_out * caches[1].mask
+    dense_out = np.maximum(x @ params["dense0.W"] + params["dense0.b"], 0.0)
+    dropped = layers.Dropout(0.3).apply({}, dense_out, np.random.default_rng(2))
     assert dropped.mean() == pytest.approx(dense_out.mean(), rel=0.02)
 
 
@@ -198,7 +190,7 @@ def test_training_with_dropout_learns_and_is_seeded():
     a, *_ = train_blobs(0.3)
     b, *_ = train_blobs(0.3)
     c, *_ = train_blobs(0.3, seed=1)
-    strip = [[{k: v for k, v in r.items() if k != "seconds"} for r in run.history] for run in (a, b, c)]
+    strip = [[{k: v for k, v in r.items() if k not in ("seconds", "train_seconds")} for r in run.history] for run in (a, b, c)]
     assert strip[0] == strip[1] and strip[0] != strip[2]
     assert a.history[-1]["val_accuracy"] > 0.9
     assert a.history[-1]["train_loss"] < a.history[0]["train_loss"]

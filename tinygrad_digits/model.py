@@ -1,10 +1,11 @@
-"""A multilayer perceptron as a spec plus a flat parameter dict.
+"""The CLI's multilayer perceptron: ``ModelSpec``, its layers and its parameters.
 
-The network is ``inputs -> hidden layers (size, activation each) -> outputs`` with softmax
-fused into the loss. Layer ``i`` owns ``dense{i}.W`` (in, out) and ``dense{i}.b`` (out,); the
-output layer is the last ``dense``. With ``dropout > 0`` every hidden layer's output goes through
-inverted dropout while training (when ``forward`` gets an rng) and is left as is at inference.
-Inputs to ``forward``/``value_and_grad`` are already normalized (``normalize``); ``predict_proba`` takes raw [0, 1] images and normalizes them.
+A spec describes ``inputs -> hidden layers (size, activation each) -> outputs`` and builds it
+as layers (``ModelSpec.network``): ``Dense(h, act)``, with ``Dropout`` after each hidden layer
+when ``dropout > 0``, then ``Dense(outputs)`` for the logits. The Sequential names layer ``i``
+``dense{i}``, so its params are ``dense{i}.W`` (in, out) and ``dense{i}.b`` (out,): this module
+is the only one that relies on those names (``Predictor``'s one-kernel forward pass). Inputs to
+``forward`` are already normalized (``normalize``); ``predict_proba`` takes raw [0, 1] images.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import ops
+from . import layers, ops
 from .kernels import softmax as _softmax
 
-INITS = ("auto", "he", "glorot", "normal")
+INITS = layers.INITS
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,16 @@ class ModelSpec:
         acts = (*self.activations, ops.IDENTITY)
         return [(f"dense{i}", sizes[i], sizes[i + 1], acts[i]) for i in range(len(acts))]
 
+    def network(self, init: str = "auto", dropout: float | None = None) -> layers.Sequential:
+        """The spec as layers: Dense(h, act) [Dropout] per hidden layer, then Dense(outputs)."""
+        rate = self.dropout if dropout is None else dropout
+        stack = []
+        for size, act in zip(self.hidden, self.activations):
+            stack.append(layers.Dense(size, act, self.alpha, init))
+            if rate:
+                stack.append(layers.Dropout(rate))
+        return layers.Sequential(*stack, layers.Dense(self.outputs, None, self.alpha, init))
+
     def n_params(self) -> int:
         return sum(i * o + o for _, i, o, _ in self.layers())
 
@@ -101,130 +112,53 @@ def init_params(spec: ModelSpec, rng: np.random.Generator, init: str = "auto", d
     """
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}: expected one of {', '.join(INITS)}")
-    params = {}
-    for name, fan_in, fan_out, act in spec.layers():
-        family = init
-        if init == "auto":
-            family = ops.ACTIVATIONS[act].init if act in ops.ACTIVATIONS else "glorot"
-        if family == "normal":
-            w = rng.standard_normal((fan_in, fan_out))
-        else:
-            limit = math.sqrt(6.0 / fan_in) if family == "he" else math.sqrt(6.0 / (fan_in + fan_out))
-            w = rng.uniform(-limit, limit, (fan_in, fan_out))
-        params[name + ".W"] = np.ascontiguousarray(w, dtype=dtype)
-        params[name + ".b"] = np.zeros(fan_out, dtype=dtype)
-    return params
+    return spec.network(init).init(rng, (spec.inputs,), dtype)
 
 
 def check_params(spec: ModelSpec, params: dict) -> None:
     """Raise ValueError unless params has exactly the spec's keys and shapes."""
-    expected = {}
-    for name, fan_in, fan_out, _ in spec.layers():
-        expected[name + ".W"] = (fan_in, fan_out)
-        expected[name + ".b"] = (fan_out,)
-    missing = sorted(set(expected) - set(params))
-    extra = sorted(set(params) - set(expected))
-    if missing or extra:
-        raise ValueError(f"parameters do not fit the model: missing {missing}, extra {extra}")
-    for key, shape in expected.items():
-        if params[key].shape != shape:
-            raise ValueError(f"parameter {key} has shape {params[key].shape}, expected {shape}")
+    layers.check_params(spec.network(), params, (spec.inputs,))
 
 
-def normalize(spec: ModelSpec, images: np.ndarray, dtype=np.float32) -> np.ndarray:
+def normalize(spec, images: np.ndarray, dtype=np.float32) -> np.ndarray:
     """Raw [0, 1] images (n, 784) -> the network's inputs, (x - mean) / std, C-contiguous."""
     x = (np.asarray(images, dtype=dtype) - dtype(spec.input_mean)) / dtype(spec.input_std)
     return np.ascontiguousarray(x)
 
 
 def forward(spec: ModelSpec, params: dict, x: np.ndarray, rng: np.random.Generator | None = None):
-    """Logits (n, outputs) of normalized inputs x (n, inputs), and the caches for backward.
+    """Logits (n, outputs) of normalized inputs x (n, inputs): ``spec.network().apply``.
 
     With an ``rng`` (training) and ``spec.dropout > 0``, dropout follows every hidden layer,
     its masks drawn from rng; without one (inference) dropout is the identity.
     """
-    caches = []
-    h = x
-    layers = spec.layers()
-    dropout = spec.dropout if rng is not None else 0.0
-    for i, (name, _, _, act) in enumerate(layers):
-        h, cache = ops.dense_forward(params, name, h, act, spec.alpha)
-        caches.append(cache)
-        if dropout and i < len(layers) - 1:
-            h, cache = ops.dropout_forward(h, dropout, rng)
-            caches.append(cache)
-    return h, caches
+    return spec.network().apply(params, x, rng)
 
 
-def backward(spec: ModelSpec, params: dict, caches: list, dlogits: np.ndarray) -> dict:
-    """Parameter gradients from the loss gradient at the logits; summed where keys repeat."""
-    grads: dict = {}
-    dy = dlogits
-    for i in range(len(caches) - 1, -1, -1):
-        if isinstance(caches[i], ops.DropoutCache):
-            dy = ops.dropout_backward(caches[i], dy)
-            continue
-        dy, g = ops.dense_backward(params, caches[i], dy, need_dx=i > 0)
-        for key, value in g.items():
-            if key in grads:
-                grads[key] += value
-            else:
-                grads[key] = value
-    return grads
+def dense_chain(spec: ModelSpec):
+    """The spec's layers as fastpath's dense chain: (weight key, bias key, activation) each."""
+    return layers.dense_chain(spec.network(dropout=0.0))[0]
 
 
-def loss_grads_correct(
-    spec: ModelSpec, params: dict, x: np.ndarray, labels: np.ndarray, rng: np.random.Generator | None = None
-):
-    """The training step's work: (mean loss, grads, number of correct predictions).
-
-    Unvalidated: labels must be int64 in [0, outputs) and x C-contiguous of the params' dtype.
-    ``rng`` draws the dropout masks (see ``forward``).
-    """
-    logits, caches = forward(spec, params, x, rng)
-    loss, dlogits, correct = _softmax.softmax_cross_entropy(logits, labels)
-    return loss, backward(spec, params, caches, dlogits), correct
-
-
-def value_and_grad(
-    spec: ModelSpec, params: dict, x: np.ndarray, labels: np.ndarray, rng: np.random.Generator | None = None
-):
-    """Mean softmax cross-entropy of the network on (x (n, inputs), labels (n,)) and its
-    gradient with respect to every parameter: (loss: float, grads: dict like params).
-
-    ``rng`` draws the dropout masks (training mode, see ``forward``); a generator seeded the
-    same way gives the same masks, so the loss is a deterministic function of the params."""
-    check_params(spec, params)
-    dtype = params["dense0.W"].dtype
-    x = np.ascontiguousarray(x, dtype=dtype)
-    if x.ndim != 2 or x.shape[1] != spec.inputs:
-        raise ValueError(f"value_and_grad: expected x of shape (n, {spec.inputs}), got {x.shape}")
-    logits, caches = forward(spec, params, x, rng)
-    loss, dlogits = ops.softmax_cross_entropy(logits, labels)
-    return loss, backward(spec, params, caches, dlogits)
-
-
-def predict_proba(spec: ModelSpec, params: dict, images: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+def predict_proba(spec, params: dict, images: np.ndarray, batch_size: int = 4096) -> np.ndarray:
     """Class probabilities (n, outputs), in the params' dtype (float32 for trained models), of raw
-    [0, 1] images (n, inputs), or (outputs,) for one image (inputs,)."""
+    [0, 1] images (n, inputs), or (outputs,) for one image (inputs,). ``spec`` is a ModelSpec or
+    any model with ``network()``, ``inputs``, ``outputs``, ``input_mean`` and ``input_std``."""
     images = np.asarray(images)
     single = images.ndim == 1
     if single:
         images = images[None, :]
     if images.ndim != 2 or images.shape[1] != spec.inputs:
         raise ValueError(f"predict: expected images of shape (n, {spec.inputs}), got {images.shape}")
-    dtype = params["dense0.W"].dtype.type
+    dtype = np.result_type(*params.values()).type
+    network = spec.network()
     out = np.empty((len(images), spec.outputs), dtype=dtype)
     for start in range(0, len(images), batch_size):
         x = normalize(spec, images[start : start + batch_size], dtype)
-        logits, _ = forward(spec, params, x)
-        out[start : start + batch_size] = _softmax.softmax(logits)
+        if hasattr(spec, "input_shape"):
+            x = x.reshape(len(x), *spec.input_shape)
+        out[start : start + batch_size] = _softmax.softmax(np.ascontiguousarray(network.apply(params, x)))
     return out[0] if single else out
-
-
-def dense_chain(spec: ModelSpec):
-    """The spec's layers as fastpath's dense chain: (weight key, bias key, activation) each."""
-    return tuple((name + ".W", name + ".b", act) for name, _, _, act in spec.layers())
 
 
 class Predictor:

@@ -1,20 +1,22 @@
 """The training loop: seeded mini-batches, an optimizer, per-epoch metrics and a history.
 
-``train`` owns the loop and nothing else: it reports through callbacks (``on_batch`` for a
-progress bar, ``on_epoch`` for a line or a checkpoint) and never prints. It stops early, and
-says why in ``TrainResult.stopped``, when the loss stops being finite (the parameters are
-rolled back to the end of the last good epoch) or on Ctrl-C (the parameters are kept as
-trained so far).
+``train`` trains any model with any loss: a layer (``layers``), anything with a ``network()``
+(a ``ModelSpec``), or a plain function ``apply(params, x, rng=None) -> outputs``; the loss is
+``loss(outputs, labels) -> scalar``, softmax cross-entropy unless given. It owns the loop and
+nothing else: it reports through callbacks (``on_batch`` for a progress bar, ``on_epoch`` for a
+line or a checkpoint) and never prints. It stops early, and says why in ``TrainResult.stopped``,
+when the loss stops being finite (the parameters are rolled back to the end of the last good
+epoch) or on Ctrl-C (the parameters are kept as trained so far).
 
-Two paths run an epoch's steps and give the same results: the general path (one step at a
-time, open to any change of the model or the step) and the fused path (``fastpath``: many steps
-per kernel call, no Python or allocation per step), taken for float32 params and the
-configurations its kernels know.
+Two paths run an epoch's steps and give the same results: the general path (``autodiff``'s
+value_and_grad of the loss, then ``optimizers.update``, one step at a time, open to any model,
+loss or augmentation) and the fused path (``fastpath``: many steps per kernel call, no Python
+or allocation per step), taken for models that are a plain chain of dense layers
+(``layers.dense_chain``) with float32 params, the default loss and no augmentation.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,10 +24,9 @@ from typing import Callable
 
 import numpy as np
 
-from . import model as M
+from . import fastpath, layers, ops
 from . import optimizers as O
-from . import fastpath
-from .kernels import softmax as _softmax
+from .autodiff import value_and_grad
 
 
 @dataclass(frozen=True)
@@ -53,25 +54,44 @@ class TrainResult:
     stopped: str | None = None  # None: ran every epoch; else "diverged: ..." or "interrupted: ..."
 
 
-def evaluate_loss_accuracy(spec: M.ModelSpec, params: dict, x: np.ndarray, labels: np.ndarray, batch_size: int = 4096):
-    """(mean loss, accuracy) on normalized inputs x (n, inputs) with int64 labels (n,)."""
-    if len(x) == 0:
-        return float("nan"), float("nan")
-    total, correct = 0.0, 0
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start : start + batch_size], labels[start : start + batch_size]
-        logits, _ = M.forward(spec, params, xb)
-        loss, _, hits = _softmax.softmax_cross_entropy(logits, yb)
-        total += loss * len(xb)
-        correct += hits
-    return total / len(x), correct / len(x)
-
-
 steps_per_epoch = fastpath.steps_per_epoch
 
 
+def network_of(model) -> layers.Layer | None:
+    """The layers of a model given as a layer or as anything with ``network()``; None for a function."""
+    if isinstance(model, layers.Layer):
+        return model
+    if hasattr(model, "network"):
+        return model.network()
+    if callable(model):
+        return None
+    raise ValueError(f"train: expected a layer, a ModelSpec or a function apply(params, x, rng), "
+                     f"got {type(model).__name__}")
+
+
+def _apply_of(model) -> Callable:
+    network = network_of(model)
+    return model if network is None else network.apply
+
+
+def evaluate_loss_accuracy(model, params: dict, x: np.ndarray, labels: np.ndarray, batch_size: int = 4096,
+                           loss: Callable | None = None):
+    """(mean loss, accuracy) of ``model`` on normalized inputs x (n, ...) with int labels (n,);
+    accuracy counts the rows whose first largest output is the label."""
+    if len(x) == 0:
+        return float("nan"), float("nan")
+    apply, loss = _apply_of(model), loss or ops.softmax_cross_entropy
+    total, correct = 0.0, 0
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start : start + batch_size], labels[start : start + batch_size]
+        outputs = apply(params, xb)
+        total += float(loss(outputs, yb)) * len(xb)
+        correct += int(np.count_nonzero(np.argmax(outputs, axis=-1) == yb))
+    return total / len(x), correct / len(x)
+
+
 def train(
-    spec: M.ModelSpec,
+    model,
     params: dict,
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -82,30 +102,39 @@ def train(
     on_batch: Callable[[int, int], None] | None = None,
     on_epoch: Callable[[dict, dict], None] | None = None,
     augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+    loss: Callable | None = None,
 ) -> TrainResult:
-    """Train params (updated in place) on normalized inputs x (n, inputs) with labels (n,).
+    """Train params (updated in place) of ``model`` on normalized inputs x (n, ...) with labels (n,).
 
     Batches are drawn from a permutation per epoch of ``np.random.default_rng(config.seed)``.
     ``on_batch(step_in_epoch, steps)`` after every step; ``on_epoch(record, params)`` after
     every epoch, with record = {epoch, train_loss, train_accuracy, val_loss, val_accuracy,
-    learning_rate, seconds}. Returns the params, the history and why it stopped early, if so.
+    learning_rate, seconds, train_seconds} (``seconds`` with validation, ``train_seconds`` the
+    steps alone). Returns the params, the history and why it stopped early, if so.
 
-    ``augment(xb, rng) -> xb``, if given, transforms every training batch (normalized inputs,
-    (b, inputs)) before the step, e.g. ``augment.BatchAugmenter``. Its draws and the dropout
-    masks (``spec.dropout``) come from a second generator, ``np.random.default_rng((seed, 1))``,
-    so the batch order is the same with or without them.
+    ``augment(xb, rng) -> xb``, if given, transforms every training batch before the step, e.g.
+    ``augment.BatchAugmenter``. Its draws and the dropout masks come from a second generator,
+    ``np.random.default_rng((seed, 1))``, so the batch order is the same with or without them.
     """
-    M.check_params(spec, params)
-    dtype = params["dense0.W"].dtype
+    for key, value in params.items():
+        if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+            raise ValueError(f"train: parameter {key!r} must be a float array")
+    dtype = np.result_type(*params.values())
     x_train = np.ascontiguousarray(x_train, dtype=dtype)
     x_val = np.ascontiguousarray(x_val, dtype=dtype)
     y_train = np.asarray(y_train, dtype=np.int64)
     y_val = np.asarray(y_val, dtype=np.int64)
-    for what, labels in (("training", y_train), ("validation", y_val)):
-        if labels.size and (labels.min() < 0 or labels.max() >= spec.outputs):
-            raise ValueError(f"{what} labels must lie in [0, {spec.outputs})")
     if len(x_train) != len(y_train) or len(x_train) == 0:
         raise ValueError(f"need as many training images as labels (> 0), got {len(x_train)} and {len(y_train)}")
+    network = network_of(model)
+    if network is not None:
+        layers.check_params(network, params, x_train.shape[1:])
+    apply = model if network is None else network.apply
+    if loss is None:  # the cross-entropy's classes: the model's output width
+        classes = np.shape(apply(params, x_train[:1]))[-1]
+        for what, labels in (("training", y_train), ("validation", y_val)):
+            if labels.size and (labels.min() < 0 or labels.max() >= classes):
+                raise ValueError(f"{what} labels must lie in [0, {classes})")
 
     rng = np.random.default_rng(config.seed)
     noise = np.random.default_rng((config.seed, 1))  # augmentation and dropout
@@ -113,36 +142,35 @@ def train(
     n = len(x_train)
     result = TrainResult(params)
     good = {k: v.copy() for k, v in params.items()}
-    chain = M.dense_chain(spec) if augment is None and not spec.dropout else None
-    fused = fastpath.FusedSteps(chain, spec.alpha, params, x_train, y_train, config.batch_size, optimizer) if (
-        fastpath.fusable(chain, params, optimizer)) else None
+    fused = _fused_steps(model, params, x_train, y_train, config, optimizer, augment, loss)
+    step = _GeneralStep(apply, loss, params, optimizer, state, augment, noise, x_train.dtype)
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
-        order = rng.permutation(n)
         tally = _Tally()
         lr = O.learning_rate_at(optimizer, state["step"])
         try:
+            order = rng.permutation(n)
             if fused is None:
-                diverged = _general_steps(spec, params, x_train, y_train, order, config.batch_size,
-                                          optimizer, state, tally, on_batch, augment, noise)
+                diverged = step.epoch(x_train, y_train, order, config.batch_size, tally, on_batch)
             else:
                 diverged = fused.run_epoch(order, state, tally, on_batch)
+            trained = time.perf_counter() - started
             val_loss, val_acc = (math.nan, math.nan)
             if diverged is None:
-                val_loss, val_acc = evaluate_loss_accuracy(spec, params, x_val, y_val)
+                val_loss, val_acc = evaluate_loss_accuracy(apply, params, x_val, y_val, loss=loss)
                 # the epoch's last update can break the params without any loss seeing it yet
                 if not all(np.isfinite(v).all() for v in params.values()) or (
                     len(x_val) and not math.isfinite(val_loss)
                 ):
                     diverged = (steps_per_epoch(n, config.batch_size) - 1, val_loss)
             if diverged is not None:
-                step, loss = diverged
+                at, value = diverged
                 for k in params:
                     params[k][...] = good[k]
                 if fused is not None:
                     fused.pack()
                 result.stopped = (
-                    f"diverged: the loss became {loss} at epoch {epoch}, step {step + 1}; "
+                    f"diverged: the loss became {value} at epoch {epoch}, step {at + 1}; "
                     f"kept the parameters of epoch {epoch - 1} (try a lower learning rate)"
                 )
                 return result
@@ -154,6 +182,7 @@ def train(
                 "val_accuracy": val_acc,
                 "learning_rate": lr,
                 "seconds": time.perf_counter() - started,
+                "train_seconds": trained,
             }
             result.history.append(record)
             for k, v in params.items():
@@ -177,30 +206,52 @@ class _Tally:
         self.loss_sum, self.correct, self.seen = 0.0, 0, 0
 
 
-def _general_steps(spec, params, x_train, y_train, order, batch_size, optimizer, state, tally, on_batch,
-                   augment=None, noise=None):
-    """One epoch, one step at a time: model.loss_grads_correct, then optimizers.update.
+def _fused_steps(model, params, x_train, y_train, config, optimizer, augment, loss):
+    """fastpath.FusedSteps when it does exactly what the general path would, else None."""
+    network = network_of(model)
+    found = layers.dense_chain(network) if network is not None and augment is None and loss is None else None
+    if found is None or x_train.ndim != 2:
+        return None
+    chain, alpha = found
+    if not fastpath.fusable(chain, params, optimizer) or params[chain[0][0]].shape[0] != x_train.shape[1]:
+        return None
+    return fastpath.FusedSteps(chain, alpha, params, x_train, y_train, config.batch_size, optimizer)
 
-    The general path, open to any change of the model or the step (augmentation and dropout
-    draw from ``noise``). Returns None, or (step, loss) for the first step whose loss was not
-    finite (that step is not applied).
+
+class _GeneralStep:
+    """One epoch, one step at a time: autodiff's value_and_grad of the loss, then optimizers.update.
+
+    Augmentation and dropout draw from ``noise``.
     """
-    steps = steps_per_epoch(len(x_train), batch_size)
-    dropout_rng = noise if spec.dropout else None
-    for step in range(steps):
-        idx = order[step * batch_size : (step + 1) * batch_size]
-        xb, yb = x_train[idx], y_train[idx]
-        if augment is not None:
-            xb = np.ascontiguousarray(augment(xb, noise), dtype=x_train.dtype)
-        loss, grads, hits = M.loss_grads_correct(spec, params, xb, yb, dropout_rng)
-        if not math.isfinite(loss):
-            return step, loss
-        O.update(optimizer, params, grads, state, check=False)
-        tally.loss_sum += loss * len(idx)
-        tally.correct += hits
-        tally.seen += len(idx)
-        if on_batch is not None:
-            on_batch(step + 1, steps)
-    return None
 
+    def __init__(self, apply, loss, params, optimizer, state, augment, noise, dtype):
+        self.params, self.optimizer, self.state = params, optimizer, state
+        self.augment, self.noise, self.dtype = augment, noise, dtype
+        loss = loss or ops.softmax_cross_entropy
 
+        def objective(params, xb, yb, rng):
+            outputs = apply(params, xb, rng)
+            return loss(outputs, yb), outputs
+
+        self.value_and_grad = value_and_grad(objective, has_aux=True)
+
+    def epoch(self, x_train, y_train, order, batch_size, tally, on_batch):
+        """Returns None, or (step, loss) for the first step whose loss was not finite (that step
+        is not applied)."""
+        steps = steps_per_epoch(len(x_train), batch_size)
+        for step in range(steps):
+            idx = order[step * batch_size : (step + 1) * batch_size]
+            xb, yb = x_train[idx], y_train[idx]
+            if self.augment is not None:
+                xb = np.ascontiguousarray(self.augment(xb, self.noise), dtype=self.dtype)
+            (value, outputs), grads = self.value_and_grad(self.params, xb, yb, self.noise)
+            value = float(value)
+            if not math.isfinite(value):
+                return step, value
+            O.update(self.optimizer, self.params, grads, self.state, check=False)
+            tally.loss_sum += value * len(idx)
+            tally.correct += int(np.count_nonzero(np.argmax(outputs, axis=-1) == yb))
+            tally.seen += len(idx)
+            if on_batch is not None:
+                on_batch(step + 1, steps)
+        return None
