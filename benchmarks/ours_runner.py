@@ -104,7 +104,7 @@ class Worker:
 
     def evaluate(self):
         x = self.data["x_test"]
-        logits, _ = self.M.forward(self.spec, self.params, x)
+        logits = self.M.forward(self.spec, self.params, x)
         return {"test_accuracy": float(np.mean(logits.argmax(axis=1) == self.data["y_test"]))}
 
 

@@ -123,7 +123,7 @@ def test_the_numpy_reference_takes_the_same_adam_steps_as_our_trainer(rng):
         x = rng.normal(size=(16, 784)).astype(np.float32)
         y = rng.integers(0, 10, 16)
         ref_loss = reference.step(x, y)
-        loss, grads = M.value_and_grad(spec, params, x, y)
+        loss, grads = M.loss_and_grads(spec, params, x, y)
         O.update(optimizer, params, grads, state)
         assert ref_loss == pytest.approx(loss, rel=1e-5)
     # Adam's first steps move every weight by about the learning rate whatever the gradient's

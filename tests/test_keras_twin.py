@@ -124,7 +124,7 @@ def answers(mnist_splits):
 @pytest.mark.parametrize(("act", "depth", "dt"), GRADIENT_CASES)
 def test_gradients_match_gradient_tape(answers, act, depth, dt):
     spec, params, x, labels = _gradient_case(act, depth, dt)
-    loss, grads = M.value_and_grad(spec, params, x, labels)
+    loss, grads = M.loss_and_grads(spec, params, x, labels)
     key = answers["keys"][("grad", act, depth, dt)]
     job = answers["job"]
     keras_grads = job.grads(key)
@@ -145,7 +145,7 @@ def test_optimizer_steps_match(answers, name, decay, schedule, dt):
     rates, penalized = [], []
     for x, y in zip(xs, labels):
         rates.append(O.learning_rate_at(config, state["step"]))
-        loss, grads = M.value_and_grad(spec, ours, x, y)
+        loss, grads = M.loss_and_grads(spec, ours, x, y)
         l2 = sum(float(np.sum(ours[k].astype(np.float64) ** 2)) for k in ours if k.endswith(".W"))
         penalized.append(loss + config.weight_decay / 2 * l2)  # Keras's loss includes L2(wd / 2)
         O.update(config, ours, grads, state)
@@ -179,7 +179,7 @@ def test_adam_follows_keras_float32_bias_correction(answers, mnist_splits):
     m = {k: np.zeros_like(v) for k, v in params.items()}
     v = {k: np.zeros_like(p) for k, p in params.items()}
     for t in range(ADAM_STEPS):
-        _, grads = M.value_and_grad(ADAM_SPEC, params, x[t], labels[t])
+        _, grads = M.loss_and_grads(ADAM_SPEC, params, x[t], labels[t])
         step = f(t + 1)
         correction = np.sqrt(f(1) - f(config.beta2) ** step) / (f(1) - f(config.beta1) ** step)
         lr_t = f(config.learning_rate) * correction
@@ -232,7 +232,7 @@ def test_same_init_fit_follows_our_training(answers):
         assert keras["keras_loss"] > keras["train_loss"]  # Keras's loss adds the L2 term
     logits = job.array(key, "test_logits")
     assert logits.shape == (40, 10)
-    ours_logits, _ = M.forward(TRAIN_SPEC, params, data["x_test"])
+    ours_logits = M.forward(TRAIN_SPEC, params, data["x_test"])
     np.testing.assert_allclose(logits, ours_logits, atol=1e-4)
 
 

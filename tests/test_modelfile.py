@@ -121,7 +121,7 @@ def test_save_accepts_a_string_path_and_no_meta(tmp_path, model):
     path = save_model(str(tmp_path / "plain.npz"), spec, params)
     assert isinstance(path, Path)
     _, _, header = load_model(str(path))
-    assert set(header) == {"format", "format_version", "package_version", "spec"}
+    assert set(header) == {"format", "format_version", "package_version", "architecture", "spec"}
 
 
 def test_save_refuses_params_that_do_not_fit_the_spec(tmp_path, model):
@@ -298,7 +298,7 @@ def test_header_of_the_wrong_kind(tmp_path, model, header):
         ({k: v for k, v in header_of().items() if k != "format"}, "format is None"),
         (header_of(format_version=MF.FORMAT_VERSION + 1), "newer than this program"),
         (header_of(format_version="1"), "bad model file"),
-        ({k: v for k, v in header_of().items() if k != "spec"}, "bad model file: .*spec"),
+        ({k: v for k, v in header_of().items() if k != "spec"}, "bad model file: .*architecture"),
         (header_of(spec={**SPEC.to_json(), "batchnorm": True}), "unknown model spec fields: batchnorm"),
         (header_of(spec={**SPEC.to_json(), "activations": ["relu", "gelu"]}), "unknown activation 'gelu'"),
         (header_of(spec={**SPEC.to_json(), "hidden": [9, 0]}), "must be positive"),
@@ -369,3 +369,73 @@ def test_unreadable_array_inside_a_zip(tmp_path, saved):
     path = tmp_path / "damaged.npz"
     path.write_bytes(bytes(data))
     assert_refused(path, "not a readable model file")
+
+
+# -- any architecture, as data -------------------------------------------------------------
+
+
+def residual_network():
+    from tinygrad_digits import layers as L
+    from tinygrad_digits.network import Network
+
+    stack = L.Sequential(L.Dense(6, "tanh"), L.Residual(L.Sequential(L.Dense(6), L.LeakyRelu(0.2))),
+                         L.Dropout(0.1), L.Dense(3))
+    return Network(stack, (5,), input_mean=0.25, input_std=0.5)
+
+
+def test_a_residual_network_saves_loads_and_predicts_the_same(tmp_path):
+    from tinygrad_digits import model as M
+    from tinygrad_digits.network import Network
+
+    network = residual_network()
+    params = network.layers.init(np.random.default_rng(0), network.input_shape)
+    path = save_model(tmp_path / "residual.npz", network, params, {"note": "any architecture"})
+    loaded, arrays, header = load_model(path)
+    assert isinstance(loaded, Network) and "spec" not in header
+    assert loaded.to_json() == network.to_json() and loaded.outputs == 3
+    images = np.random.default_rng(1).random((4, 5))
+    np.testing.assert_array_equal(M.predict_proba(loaded, arrays, images), M.predict_proba(network, params, images))
+    # an independent reference: the same network in NumPy
+    h = (images.astype(np.float32) - 0.25) / 0.5
+    h = np.tanh(h @ params["dense0.W"] + params["dense0.b"])
+    z = h @ params["residual0.block.dense0.W"] + params["residual0.block.dense0.b"]
+    h = h + np.where(z > 0, z, 0.2 * z)
+    logits = h @ params["dense1.W"] + params["dense1.b"]
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(M.predict_proba(loaded, arrays, images), probs / probs.sum(1, keepdims=True), rtol=1e-5)
+
+
+def test_an_mlp_file_records_its_layers_and_a_version_1_file_still_loads(tmp_path, model):
+    spec, params = model
+    path = save_model(tmp_path / "mlp.npz", spec, params)
+    _, _, header = load_model(path)
+    assert header["format_version"] == 2
+    assert [layer["type"] for layer in header["architecture"]["layers"]] == ["Dense"] * (len(spec.hidden) + 1)
+    old = write_npz(tmp_path / "v1.npz", params, json.dumps({**header_of(), "format_version": 1}))
+    loaded, arrays, _ = load_model(old)
+    assert loaded == spec
+    for key in params:
+        np.testing.assert_array_equal(arrays[key], params[key])
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda a: {**a, "layers": [{"type": "Conv9D"}]}, "unknown layer type 'Conv9D'"),
+    (lambda a: {**a, "input_std": 0.0}, "input_std"),
+    (lambda a: {**a, "input_shape": [-3]}, "input_shape"),
+    (lambda a: {**a, "extra": 1}, "fields"),
+    (lambda a: {**a, "layers": [{"type": "Dense", "units": 3, "colour": "red"}]}, "colour"),
+])
+def test_a_bad_architecture_is_refused_naming_what_is_wrong(tmp_path, change, match):
+    network = residual_network()
+    params = network.layers.init(np.random.default_rng(0), network.input_shape)
+    path = save_model(tmp_path / "r.npz", network, params)
+    _, _, header = load_model(path)
+    header = {**header, "architecture": change(header["architecture"])}
+    assert_refused(write_npz(tmp_path / "bad.npz", params, json.dumps(header)), match)
+
+
+def test_a_spec_that_disagrees_with_its_architecture_is_refused(tmp_path, model):
+    spec, params = model
+    _, _, header = load_model(save_model(tmp_path / "m.npz", spec, params))
+    header["architecture"]["layers"][0]["activation"] = "tanh"
+    assert_refused(write_npz(tmp_path / "bad.npz", params, json.dumps(header)), "different models")

@@ -22,9 +22,20 @@ if not os.environ.get("NUMBA_CACHE_DIR"):
         sys.modules["numba"].config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
 
 _EXPORTS = {
+    "value_and_grad": "autodiff",
+    "grad": "autodiff",
+    "Dense": "layers",
+    "Activation": "layers",
+    "Relu": "layers",
+    "LeakyRelu": "layers",
+    "Sigmoid": "layers",
+    "Tanh": "layers",
+    "Dropout": "layers",
+    "Flatten": "layers",
+    "Sequential": "layers",
+    "Residual": "layers",
     "ModelSpec": "model",
     "init_params": "model",
-    "value_and_grad": "model",
     "predict_proba": "model",
     "predict": "model",
     "OptimizerConfig": "optimizers",

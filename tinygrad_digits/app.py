@@ -89,22 +89,31 @@ def resolve_model(path: str | Path | None) -> Path:
     return candidates[-1]
 
 
-def train_and_save(run: TrainRun, splits, out: str | Path, on_batch=None, on_epoch=None) -> dict:
-    """Build, train and save one model; the file is rewritten atomically after every epoch.
+@dataclass
+class Prepared:
+    """What a TrainRun builds before training: the spec (inputs standardized by the training
+    images' mean and std), seeded initial params, the loop's and the optimizer's configs, and the
+    raw [0, 1] images it trains and validates on."""
 
-    Returns {"spec", "result" (TrainResult), "metrics" (test metrics; {} if nothing trained),
-    "saved" (bool), "config"}. An interrupted run saves what it trained so far; a diverged run
-    keeps the checkpoint of its last good epoch. With ``run.all_data`` the validation images
-    join the training set (before ``train_size`` is applied) and no validation is reported.
-    """
-    from . import metrics as metrics_mod
+    spec: object
+    params: dict
+    config: object
+    optimizer: object
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+def prepare(run: TrainRun, splits) -> Prepared:
+    """The model, params, configs and data of ``run`` (``train_and_save`` and ``compare`` alike).
+
+    With ``run.all_data`` the validation images join the training set (before ``train_size`` is
+    applied) and no validation is left."""
     from . import model as M
     from . import optimizers as O
     from . import train as T
-    from .augment import BatchAugmenter, augmentation
-    from .modelfile import save_model
 
-    out = Path(out)
     x_train, y_train = splits.x_train, splits.y_train
     x_val, y_val = splits.x_val, splits.y_val
     if run.all_data:
@@ -115,15 +124,35 @@ def train_and_save(run: TrainRun, splits, out: str | Path, on_batch=None, on_epo
     mean, std = float(x_train.mean()), float(x_train.std())
     spec = M.ModelSpec(**run.spec_args, input_mean=mean, input_std=std)
     params = M.init_params(spec, np.random.default_rng(run.seed), run.init)
-    recipe = augmentation(run.augment)
-    # standardized inputs: a blank pixel is -mean / std
-    augment = BatchAugmenter(recipe, fill=-mean / std) if recipe is not None else None
     config = T.TrainConfig(epochs=run.epochs, batch_size=run.batch_size, seed=run.seed)
     optimizer = O.OptimizerConfig(
         run.optimizer, run.learning_rate, run.schedule,
         total_steps=run.epochs * T.steps_per_epoch(len(x_train), run.batch_size),
         weight_decay=run.weight_decay,
     )
+    return Prepared(spec, params, config, optimizer, x_train, y_train, x_val, y_val)
+
+
+def train_and_save(run: TrainRun, splits, out: str | Path, on_batch=None, on_epoch=None) -> dict:
+    """Build, train and save one model; the file is rewritten atomically after every epoch.
+
+    Returns {"spec", "result" (TrainResult), "metrics" (test metrics; {} if nothing trained),
+    "saved" (bool), "config"}. An interrupted run saves what it trained so far; a diverged run
+    keeps the checkpoint of its last good epoch. With ``run.all_data`` the validation images
+    join the training set (before ``train_size`` is applied) and no validation is reported.
+    """
+    from . import metrics as metrics_mod
+    from . import model as M
+    from . import train as T
+    from .augment import BatchAugmenter, augmentation
+    from .modelfile import save_model
+
+    out = Path(out)
+    prepared = prepare(run, splits)
+    spec, params, config, optimizer = prepared.spec, prepared.params, prepared.config, prepared.optimizer
+    recipe = augmentation(run.augment)
+    # standardized inputs: a blank pixel is -mean / std
+    augment = BatchAugmenter(recipe, fill=-spec.input_mean / spec.input_std) if recipe is not None else None
     meta = {
         "training": {**run.config(), "learning_rate": optimizer.learning_rate, "split_seed": splits.seed,
                      "input_scaling": INPUT_SCALING, "optimizer_config": optimizer.to_json()},
@@ -138,8 +167,8 @@ def train_and_save(run: TrainRun, splits, out: str | Path, on_batch=None, on_epo
 
     history: list = []
     result = T.train(
-        spec, params, M.normalize(spec, x_train), y_train, M.normalize(spec, x_val), y_val,
-        config, optimizer, on_batch=on_batch,
+        spec.network(), params, M.normalize(spec, prepared.x_train), prepared.y_train,
+        M.normalize(spec, prepared.x_val), prepared.y_val, config, optimizer, on_batch=on_batch,
         on_epoch=lambda record, p: (history.append(record), checkpoint(record, p)), augment=augment,
     )
     metrics = {}

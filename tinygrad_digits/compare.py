@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,41 +26,14 @@ ADAM_NOTE = (
 )
 
 
-@dataclass
-class Setup:
-    """What app.train_and_save builds from a TrainRun, before training."""
-
-    spec: object
-    params: dict
-    config: object
-    optimizer: object
-    x_train: np.ndarray  # raw [0, 1] images, cut to run.train_size
-    y_train: np.ndarray
-
-
-def setup(run, splits) -> Setup:
-    """The spec (inputs standardized by the training images' mean and std), seeded initial
-    params, loop and optimizer configs of ``run``, exactly as ``app.train_and_save`` makes them."""
-    from . import model as M
-    from . import optimizers as O
-    from . import train as T
+def setup(run, splits):
+    """``app.prepare`` of ``run``, which the twin can mirror: no augmentation, validation kept."""
+    from .app import prepare
 
     if getattr(run, "augment", "none") != "none" or getattr(run, "all_data", False):
         raise ValueError("compare: the Keras twin has no augmentation and keeps the validation set; "
                          "compare runs without --augment and --all-data")
-    x_train, y_train = splits.x_train, splits.y_train
-    if run.train_size is not None:
-        x_train, y_train = x_train[: run.train_size], y_train[: run.train_size]
-    mean, std = float(x_train.mean()), float(x_train.std())
-    spec = M.ModelSpec(**run.spec_args, input_mean=mean, input_std=std)
-    params = M.init_params(spec, np.random.default_rng(run.seed), run.init)
-    config = T.TrainConfig(epochs=run.epochs, batch_size=run.batch_size, seed=run.seed)
-    optimizer = O.OptimizerConfig(
-        run.optimizer, run.learning_rate, run.schedule,
-        total_steps=run.epochs * T.steps_per_epoch(len(x_train), run.batch_size),
-        weight_decay=run.weight_decay,
-    )
-    return Setup(spec, params, config, optimizer, x_train, y_train)
+    return prepare(run, splits)
 
 
 def median_seconds(fn, repeats: int = LATENCY_REPEATS) -> float:

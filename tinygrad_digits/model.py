@@ -76,6 +76,12 @@ class ModelSpec:
                 stack.append(layers.Dropout(rate))
         return layers.Sequential(*stack, layers.Dense(self.outputs, None, self.alpha, init))
 
+    def architecture(self):
+        """The spec as a ``network.Network`` (what a model file records of any architecture)."""
+        from .network import Network
+
+        return Network(self.network(), (self.inputs,), self.input_mean, self.input_std)
+
     def n_params(self) -> int:
         return sum(i * o + o for _, i, o, _ in self.layers())
 
@@ -133,6 +139,22 @@ def forward(spec: ModelSpec, params: dict, x: np.ndarray, rng: np.random.Generat
     its masks drawn from rng; without one (inference) dropout is the identity.
     """
     return spec.network().apply(params, x, rng)
+
+
+def loss_and_grads(spec: ModelSpec, params: dict, x: np.ndarray, labels: np.ndarray,
+                   rng: np.random.Generator | None = None):
+    """Mean softmax cross-entropy of the network on (x (n, inputs), labels (n,)) and its gradient
+    by autodiff: (loss: float, grads: dict like params). ``rng`` draws dropout masks (training)."""
+    from . import ops
+    from .autodiff import value_and_grad
+
+    check_params(spec, params)
+    x = np.ascontiguousarray(x, dtype=np.result_type(*params.values()))
+    if x.ndim != 2 or x.shape[1] != spec.inputs:
+        raise ValueError(f"loss_and_grads: expected x of shape (n, {spec.inputs}), got {x.shape}")
+    network = spec.network()
+    loss, grads = value_and_grad(lambda p: ops.softmax_cross_entropy(network.apply(p, x, rng), labels))(params)
+    return float(loss), grads
 
 
 def dense_chain(spec: ModelSpec):
