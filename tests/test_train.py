@@ -319,3 +319,45 @@ def test_evaluate_loss_accuracy_in_chunks_matches_one_pass():
     loss = numpy_cross_entropy(numpy_mlp_logits(params, x, SMALL.activations, SMALL.alpha), y)
     assert whole[0] == pytest.approx(loss, rel=1e-6)
     assert all(math.isnan(v) for v in T.evaluate_loss_accuracy(SMALL, params, x[:0], y[:0]))
+
+
+# ---------------------------------------------------------------- both paths, 200 steps
+
+HIDDEN_BY_DEPTH = {1: (16,), 2: (16, 12), 3: (16, 12, 8)}
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("act", ["relu", "leaky_relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("name", O.OPTIMIZERS)
+def test_200_steps_on_the_fused_and_the_autodiff_paths_give_the_same_params(monkeypatch, name, act, depth):
+    """The fused kernel against the general path (autodiff's gradients, then optimizers.update)."""
+    spec = M.ModelSpec(hidden=HIDDEN_BY_DEPTH[depth], activations=(act,), alpha=0.2, inputs=12, outputs=4)
+    x, y = blobs(400)
+    config = T.TrainConfig(epochs=4, batch_size=8, seed=3)  # 4 epochs of 50 steps
+    optimizer = O.OptimizerConfig(name, total_steps=200, weight_decay=1e-3)
+    runs = {}
+    for path in ("general", "one-thread", "default"):
+        monkeypatch.setattr(F, "USE_FUSED", path != "general")
+        monkeypatch.setattr(F, "USE_PARALLEL", path == "default")
+        monkeypatch.setattr(F, "USE_SPARSE", path == "default")
+        params = M.init_params(spec, np.random.default_rng(0))
+        taken = []
+        monkeypatch.setattr(T.fastpath, "FusedSteps", _spy(F.FusedSteps, taken))
+        result = T.train(spec, params, x, y, x[:0], y[:0], config, optimizer)
+        assert result.stopped is None and bool(taken) == (path != "general")
+        runs[path] = params
+    # the one-thread kernel does the general path's float32 operations in the same order; the
+    # default one may split the sums over threads, and 200 steps amplify that rounding a little
+    for path, tolerance in (("one-thread", 1e-6), ("default", 1e-5)):
+        assert runs[path].keys() == runs["general"].keys()
+        for key in runs[path]:
+            np.testing.assert_allclose(runs[path][key], runs["general"][key], rtol=10 * tolerance, atol=tolerance,
+                                       err_msg=f"{path}: {key}")
+
+
+def _spy(cls, taken: list):
+    def make(*args, **kwargs):
+        taken.append(True)
+        return cls(*args, **kwargs)
+
+    return make

@@ -100,19 +100,20 @@ def _dense_layers(model, twin):
 
 
 def set_params(model, twin, arrays: dict, prefix: str) -> None:
-    for layer in _dense_layers(model, twin):
-        given = arrays[f"{prefix}{layer.name}.W"].dtype
+    """Our params (the twin's layers name their keys: "kernel" and "bias") into the Keras layers."""
+    for layer, keys in zip(_dense_layers(model, twin), twin["layers"]):
+        given = arrays[prefix + keys["kernel"]].dtype
         if layer.kernel.dtype != given.name:
             raise ValueError(f"layer {layer.name} is {layer.kernel.dtype}, its parameters {given.name}")
-        layer.set_weights([arrays[f"{prefix}{layer.name}.W"], arrays[f"{prefix}{layer.name}.b"]])
+        layer.set_weights([arrays[prefix + keys["kernel"]], arrays[prefix + keys["bias"]]])
 
 
 def get_params(model, twin, prefix: str) -> dict:
     out = {}
-    for layer in _dense_layers(model, twin):
+    for layer, keys in zip(_dense_layers(model, twin), twin["layers"]):
         kernel, bias = layer.get_weights()
-        out[f"{prefix}{layer.name}.W"] = kernel
-        out[f"{prefix}{layer.name}.b"] = bias
+        out[prefix + keys["kernel"]] = kernel
+        out[prefix + keys["bias"]] = bias
     return out
 
 

@@ -7,8 +7,9 @@ it describes the twin as plain data (``describe_twin``), collects work into a ``
 JSON, arrays in one ``.npz`` in a temporary directory, no pickle), runs the worker once per job
 and reads the answers back.
 
-The twin, layer for layer: ``Dense`` layers named ``dense{i}`` whose kernel ``(in, out)`` and
-bias ``(out,)`` are exactly our ``dense{i}.W`` / ``dense{i}.b``; the same activations (leaky
+The twin, layer for layer: one Keras ``Dense`` per dense layer of ours, whose kernel ``(in, out)``
+and bias ``(out,)`` are exactly our weight and bias (each twin layer names their keys, from
+``layers.dense_chain``); the same activations (leaky
 relu as a ``LeakyReLU(negative_slope=alpha)`` layer; ``Dropout(rate)`` after every hidden layer
 if the spec has dropout); a linear output layer whose logits go to
 ``SparseCategoricalCrossentropy(from_logits=True)`` (our softmax fused into the loss); He or
@@ -61,15 +62,18 @@ def describe_twin(spec, optimizer, init: str = "auto") -> dict:
     ``model.init_params``: "auto" is He for the relu family, Glorot for sigmoid, tanh and the
     output layer.
     """
+    from . import model as M
     from . import ops
 
     layers = []
-    for name, _, fan_out, act in spec.layers():
+    chain = M.dense_chain(spec)
+    for (name, _, fan_out, act), (kernel, bias, _) in zip(spec.layers(), chain):
         family = init
         if init == "auto":
             family = ops.ACTIVATIONS[act].init if act in ops.ACTIVATIONS else "glorot"
         keras_act = ops.ACTIVATIONS[act].keras if act in ops.ACTIVATIONS else "linear"
-        layers.append({"name": name, "units": fan_out, "activation": keras_act, "initializer": family})
+        layers.append({"name": name, "units": fan_out, "activation": keras_act, "initializer": family,
+                       "kernel": kernel, "bias": bias})
     lr = optimizer.learning_rate
     if optimizer.schedule == "cosine":
         lr = {"class_name": "CosineDecay",
@@ -138,7 +142,7 @@ class Job:
         the dtype is the params'. Answer: {"loss"}; ``grads(key)``, a dict like params."""
         from .optimizers import OptimizerConfig
 
-        dtype = params["dense0.W"].dtype
+        dtype = np.result_type(*params.values())
         twin = describe_twin(spec, OptimizerConfig("sgd"))
         arrays = {"x": np.asarray(x, dtype), "y": np.asarray(labels, np.int64),
                   **_params_arrays("params/", params)}
@@ -147,7 +151,7 @@ class Job:
     def add_steps(self, spec, optimizer, params: dict, xs: np.ndarray, labels: np.ndarray) -> str:
         """One ``train_on_batch`` per batch xs[i] (steps, n, in), labels[i] (steps, n), from params.
         Answer: {"losses", "learning_rates"} per step; arrays ``params`` after the last step."""
-        dtype = params["dense0.W"].dtype
+        dtype = np.result_type(*params.values())
         arrays = {"x": np.asarray(xs, dtype), "y": np.asarray(labels, np.int64),
                   **_params_arrays("params/", params)}
         return self._add("steps", describe_twin(spec, optimizer), dtype, arrays)

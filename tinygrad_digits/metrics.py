@@ -33,7 +33,7 @@ def evaluate(spec, params, images: np.ndarray, labels: np.ndarray) -> dict:
     from .train import evaluate_loss_accuracy
 
     labels = np.asarray(labels, dtype=np.int64)
-    dtype = params["dense0.W"].dtype.type
+    dtype = np.result_type(*params.values()).type
     x = M.normalize(spec, images, dtype)
     loss, accuracy = evaluate_loss_accuracy(spec, params, x, labels)
     predictions = np.argmax(M.predict_proba(spec, params, images), axis=1)
