@@ -1,7 +1,8 @@
 """tinygrad-digits: a small, fast, honest neural-network framework for handwritten digits.
 
 The public surface is listed in ``__all__`` and loaded lazily, so that importing the package
-(as ``digits --help`` does) costs neither Numba nor the kernels.
+(as ``digits --help`` does) costs neither Numba nor the kernels. The training loop is
+``tinygrad_digits.train.train`` (the name ``train`` here is its module).
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ _EXPORTS = {
     "predict": "model",
     "OptimizerConfig": "optimizers",
     "TrainConfig": "train",
-    "train": "train",
     "save_model": "modelfile",
     "load_model": "modelfile",
     "load_splits": "data",
