@@ -18,7 +18,7 @@ from tinygrad_digits.modelfile import load_model
 
 MNIST_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"
 
-# The recipe as documented (app.PRESETS, the --preset help and the closing note of issue 6).
+# The recipe as documented (app.PRESETS, the --preset help and the README).
 BEST = app.TrainRun(
     spec_args={"hidden": (800, 800), "activations": ("relu", "relu"), "alpha": 0.1, "dropout": 0.1},
     init="auto",

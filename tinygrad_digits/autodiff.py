@@ -54,7 +54,7 @@ def primitive(name: str, vjp: Callable):
 class Traced:
     """A value recorded during ``value_and_grad``: the array, and the op call that made it.
 
-    It supports ``+ - * / @``, unary ``-``, ``**`` by a constant, ``.T``, ``.reshape``,
+    It supports ``+ - * / @``, unary ``-``, ``**`` (either side traced), ``.T``, ``.reshape``,
     ``.sum``/``.mean`` (with ``axis``), basic indexing, and comparisons (which give plain bool
     arrays, for control flow). NumPy functions do not see through it: use ``ops``.
     """
@@ -122,6 +122,9 @@ class Traced:
     def __pow__(self, exponent):
         return _ops().power(self, exponent)
 
+    def __rpow__(self, base):
+        return _ops().power(base, self)
+
     def __getitem__(self, index):
         return _ops().take(self, index=index)
 
@@ -163,8 +166,13 @@ def _strip(tree):
     if isinstance(tree, dict):
         return {key: _strip(value) for key, value in tree.items()}
     if isinstance(tree, (list, tuple)):
-        return type(tree)(_strip(value) for value in tree)
+        return _rebuild(tree, [_strip(value) for value in tree])
     return _value(tree)
+
+
+def _rebuild(tree, items: list):
+    """A list or tuple of tree's type holding items (a namedtuple takes them positionally)."""
+    return type(tree)(*items) if hasattr(tree, "_fields") else type(tree)(items)
 
 
 @functools.cache
@@ -188,7 +196,7 @@ def _unflatten(tree, leaves):
     if isinstance(tree, dict):
         return {key: _unflatten(tree[key], leaves) for key in tree}
     if isinstance(tree, (list, tuple)):
-        return type(tree)(_unflatten(sub, leaves) for sub in tree)
+        return _rebuild(tree, [_unflatten(sub, leaves) for sub in tree])
     return next(leaves)
 
 
@@ -245,6 +253,18 @@ def _backward(out: Traced, leaves: list[Traced]) -> list:
     return [cotangents.get(id(leaf)) for leaf in leaves]
 
 
+def _own(g, like: np.ndarray, owned: set) -> np.ndarray:
+    """g as a writable array of its own with like's dtype and shape: a cotangent may be a read-only
+    broadcast view, or the same array as another input's (add passes g to both sides)."""
+    g = np.asarray(g, dtype=like.dtype)
+    if g.shape != like.shape:
+        g = g.reshape(like.shape)
+    if g.base is not None or not g.flags.writeable or id(g) in owned:
+        g = np.array(g, dtype=like.dtype, order="C")
+    owned.add(id(g))
+    return g
+
+
 def value_and_grad(fun: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
     """``fun``'s value and its gradient with respect to argument(s) ``argnums`` (see module doc).
 
@@ -280,10 +300,9 @@ def value_and_grad(fun: Callable, argnums: int | tuple[int, ...] = 0, has_aux: b
         flat = [t for traced in leaves for t in traced]
         found = _backward(out, flat) if isinstance(out, Traced) else [None] * len(flat)
         found = iter(found)
-        grads = []
+        grads, owned = [], set()
         for tree, traced in zip(trees, leaves):
-            cast = [np.zeros_like(t.value) if g is None else np.asarray(g, dtype=t.value.dtype).reshape(t.value.shape)
-                    for t, g in zip(traced, found)]
+            cast = [np.zeros_like(t.value) if g is None else _own(g, t.value, owned) for t, g in zip(traced, found)]
             grads.append(_unflatten(tree, iter(cast)))
         value = np.asarray(_value(out)).reshape(())[()]
         grads = tuple(grads) if many else grads[0]

@@ -79,6 +79,8 @@ class Dense(Layer):
         family = self.init_name
         if family == "auto":
             family = ops.ACTIVATIONS[self.activation].init if self.activation else "glorot"
+        if isinstance(rng, _ShapeRng):  # param_shapes: the shapes, nothing allocated
+            return {"W": rng.uniform(0, 0, (fan_in, fan_out)), "b": rng.uniform(0, 0, (fan_out,))}
         if family == "normal":
             w = rng.standard_normal((fan_in, fan_out))
         else:
@@ -109,6 +111,9 @@ class Activation(Layer):
     def __init__(self, name: str, alpha: float = 0.1):
         if name not in ops.ACTIVATIONS:
             raise ValueError(f"Activation: unknown activation {name!r}: expected one of {', '.join(ops.ACTIVATIONS)}")
+        if not (isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and math.isfinite(alpha)
+                and alpha >= 0):
+            raise ValueError(f"Activation: alpha must be a finite number >= 0, got {alpha!r}")
         self.name, self.alpha = name, float(alpha)
 
     def apply(self, params, x, rng=None):
@@ -281,9 +286,13 @@ def from_json(data, depth: int = 0) -> Layer:
         raise ValueError(f"a layer must be an object with a type, got {str(data)[:60]}")
     fields = {k: v for k, v in data.items() if k != "type"}
     kind = data["type"]
-    if kind == "Sequential" and set(fields) == {"layers"} and isinstance(fields["layers"], list):
-        return from_json(fields["layers"], depth + 1)
-    if kind == "Residual" and set(fields) == {"block"}:
+    if kind == "Sequential":
+        if set(fields) != {"layers"} or not isinstance(fields["layers"], list):
+            raise ValueError(f"Sequential: expected one field, layers (a list), got {sorted(fields)}")
+        return from_json(fields["layers"], depth)  # the list's items are one level down, as for a bare list
+    if kind == "Residual":
+        if set(fields) != {"block"}:
+            raise ValueError(f"Residual: expected one field, block, got {sorted(fields)}")
         return Residual(from_json(fields["block"], depth + 1))
     if kind not in _TYPES:
         raise ValueError(f"unknown layer type {kind!r}: expected one of "

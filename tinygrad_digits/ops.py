@@ -271,8 +271,16 @@ exp = Primitive("exp", lambda x: ((y := np.exp(x)), y), lambda y, g, needs: (g *
 log = Primitive("log", lambda x: (np.log(x), x), lambda x, g, needs: (g / x,))
 square = Primitive("square", lambda x: (np.square(x), x), lambda x, g, needs: (2 * g * x,))
 sqrt = Primitive("sqrt", lambda x: ((y := np.sqrt(x)), y), lambda y, g, needs: (g / (2 * y),))
-power = Primitive("power", lambda x, p: (np.power(x, p), (x, p)),
-                  lambda xp, g, needs: (g * xp[1] * np.power(xp[0], xp[1] - 1),))
+
+
+def _power_vjp(saved, g, needs):
+    x, p, y = saved
+    dx = g * p * np.power(x, p - 1) if needs[0] else None
+    dp = g * y * np.log(x) if len(needs) > 1 and needs[1] else None  # a traced exponent: x > 0
+    return dx, dp
+
+
+power = Primitive("power", lambda x, p: ((y := np.power(x, p)), (x, p, y)), _power_vjp)
 
 
 def matmul_forward(a, b):
@@ -326,12 +334,18 @@ def _reduced(shape, axis) -> int:
     return int(np.prod([shape[a] for a in axes]))
 
 
-sum = Primitive("sum", lambda x, axis=None, keepdims=False: (np.sum(x, axis=axis, keepdims=keepdims),
-                                                             (np.shape(x), axis, keepdims)),
-                lambda s, g, needs: (_expand(g, *s),))
-mean = Primitive("mean", lambda x, axis=None, keepdims=False: (np.mean(x, axis=axis, keepdims=keepdims),
-                                                               (np.shape(x), axis, keepdims)),
-                 lambda s, g, needs: (_expand(g, *s) / _reduced(s[0], s[1]),))
+def _reduction(name: str, reduce):
+    def forward(x, axis=None, keepdims=False):
+        try:
+            return reduce(x, axis=axis, keepdims=keepdims), (np.shape(x), axis, keepdims)
+        except (np.exceptions.AxisError, ValueError) as e:
+            raise ValueError(f"{name}: cannot reduce shape {np.shape(x)} over axis {axis}: {e}") from None
+
+    return forward
+
+
+sum = Primitive("sum", _reduction("sum", np.sum), lambda s, g, needs: (_expand(g, *s),))
+mean = Primitive("mean", _reduction("mean", np.mean), lambda s, g, needs: (_expand(g, *s) / _reduced(s[0], s[1]),))
 
 
 def _take_vjp(saved, g, needs):
