@@ -209,7 +209,8 @@ def _check_leaf(where: str, path: str, leaf) -> None:
 
 def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum g over the axes that broadcasting added or stretched, back to ``shape``."""
-    g = np.asarray(g)
+    if type(g) is not np.ndarray:
+        g = np.asarray(g)
     if g.shape == shape:
         return g
     while g.ndim > len(shape):
@@ -244,7 +245,8 @@ def _backward(out: Traced, leaves: list[Traced]) -> list:
         for x, t, part in zip(node.inputs, node.traced, parts):
             if not t:
                 continue
-            part = _unbroadcast(part, np.shape(x.value))
+            value = x.value
+            part = _unbroadcast(part, value.shape if type(value) is np.ndarray else np.shape(value))
             key = id(x)
             if key in cotangents:
                 cotangents[key] = cotangents[key] + part
@@ -254,14 +256,19 @@ def _backward(out: Traced, leaves: list[Traced]) -> list:
 
 
 def _own(g, like: np.ndarray, owned: set) -> np.ndarray:
-    """g as a writable array of its own with like's dtype and shape: a cotangent may be a read-only
-    broadcast view, or the same array as another input's (add passes g to both sides)."""
-    g = np.asarray(g, dtype=like.dtype)
+    """g as a writable array with like's dtype and shape that shares no memory with another
+    gradient: a cotangent may be a read-only broadcast view, or the same memory as another
+    input's (add passes g to both sides). Fresh arrays, as the kernels return, are not copied."""
+    if type(g) is not np.ndarray or g.dtype != like.dtype:
+        g = np.asarray(g, dtype=like.dtype)
     if g.shape != like.shape:
         g = g.reshape(like.shape)
-    if g.base is not None or not g.flags.writeable or id(g) in owned:
-        g = np.array(g, dtype=like.dtype, order="C")
-    owned.add(id(g))
+    root = g
+    while type(root.base) is np.ndarray:
+        root = root.base
+    if id(root) in owned or not g.flags.writeable or (0 in g.strides and g.size > 1):
+        g = root = np.array(g, dtype=like.dtype, order="C")
+    owned.add(id(root))
     return g
 
 
@@ -277,21 +284,27 @@ def value_and_grad(fun: Callable, argnums: int | tuple[int, ...] = 0, has_aux: b
     many = isinstance(argnums, tuple)
     positions = argnums if many else (argnums,)
 
+    where = f"value_and_grad({getattr(fun, '__name__', 'fun')})"
+
     @functools.wraps(fun)
     def wrapped(*args, **kwargs):
         args = list(args)
-        where = f"value_and_grad({getattr(fun, '__name__', 'fun')})"
         leaves, trees = [], []
         for pos in positions:
             if pos >= len(args):
                 raise ValueError(f"{where}: argnums {pos} but only {len(args)} positional arguments")
-            flat = _flatten(args[pos])
-            for path, leaf in flat:
-                _check_leaf(where, path, leaf)
-            traced = [Traced(leaf) for _, leaf in flat]
+            tree = args[pos]
+            if _flat_dict(tree):  # the common case, without walking a tree
+                traced = [Traced(leaf) for leaf in tree.values()]
+                args[pos] = dict(zip(tree, traced))
+            else:
+                flat = _flatten(tree)
+                for path, leaf in flat:
+                    _check_leaf(where, path, leaf)
+                traced = [Traced(leaf) for _, leaf in flat]
+                args[pos] = _unflatten(tree, iter(traced))
             leaves.append(traced)
-            trees.append(args[pos])
-            args[pos] = _unflatten(args[pos], iter(traced))
+            trees.append(tree)
         result = fun(*args, **kwargs)
         out, aux = result if has_aux else (result, None)
         aux = _strip(aux)
@@ -303,12 +316,17 @@ def value_and_grad(fun: Callable, argnums: int | tuple[int, ...] = 0, has_aux: b
         grads, owned = [], set()
         for tree, traced in zip(trees, leaves):
             cast = [np.zeros_like(t.value) if g is None else _own(g, t.value, owned) for t, g in zip(traced, found)]
-            grads.append(_unflatten(tree, iter(cast)))
+            grads.append(dict(zip(tree, cast)) if _flat_dict(tree) else _unflatten(tree, iter(cast)))
         value = np.asarray(_value(out)).reshape(())[()]
         grads = tuple(grads) if many else grads[0]
         return ((value, aux) if has_aux else value), grads
 
     return wrapped
+
+
+def _flat_dict(tree) -> bool:
+    """A plain dict of float arrays (checked as _check_leaf would, and nothing else)."""
+    return type(tree) is dict and all(type(v) is np.ndarray and v.dtype.kind == "f" for v in tree.values())
 
 
 def grad(fun: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:

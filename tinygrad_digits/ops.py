@@ -55,8 +55,15 @@ def _c(a: np.ndarray) -> np.ndarray:
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _float(op: str, *arrays) -> list[np.ndarray]:
     """The arrays as C-contiguous arrays of their common float dtype, or a ValueError."""
+    dtype = getattr(arrays[0], "dtype", None)
+    if dtype in _KERNEL_DTYPES and all(type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous
+                                       for a in arrays):
+        return arrays  # as the kernels take them already
     arrays = [np.asarray(a) for a in arrays]
     dtype = np.result_type(*arrays)
     if dtype.kind != "f" or dtype.itemsize not in (4, 8):
