@@ -33,7 +33,9 @@ def hand_written_step(spec, params, x, labels):
     saved, h = [], x
     layers = spec.layers()
     for name, _, _, act in layers:
-        y = dense_kernels.dense_forward(h, params[name + ".W"], params[name + ".b"], ops.activation_code(act), 0.1)
+        y = dense_kernels.dense_forward(
+            h, params[name + ".W"], params[name + ".b"], ops.activation_code(act), 0.1
+        )
         saved.append((name, h, y, ops.activation_code(act)))
         h = y
     loss, dy, _ = softmax_kernels.softmax_cross_entropy(h, labels)
@@ -41,7 +43,8 @@ def hand_written_step(spec, params, x, labels):
     for i in range(len(saved) - 1, -1, -1):
         name, h_in, y, code = saved[i]
         dy, grads[name + ".W"], grads[name + ".b"] = dense_kernels.dense_backward(
-            h_in, params[name + ".W"], y, dy, code, 0.1, i > 0)
+            h_in, params[name + ".W"], y, dy, code, 0.1, i > 0
+        )
     return loss, grads
 
 
@@ -79,12 +82,16 @@ def main(argv=None) -> None:
         hand.append(timed(by_hand))
         auto.append(timed(autodiff_step))
     ratios = np.array(auto) / np.array(hand)
-    print(f"one training step of {spec.describe()}, batch {args.batch_size}, Adam "
-          f"({args.rounds} paired rounds of {args.steps} steps)")
+    print(
+        f"one training step of {spec.describe()}, batch {args.batch_size}, Adam "
+        f"({args.rounds} paired rounds of {args.steps} steps)"
+    )
     print(f"  backward by hand:   {1e3 * np.median(hand):.3f} ms (median)")
     print(f"  autodiff:           {1e3 * np.median(auto):.3f} ms (median)")
-    print(f"  autodiff / by hand: {np.median(ratios):.3f} (median of paired rounds; "
-          f"range {ratios.min():.3f}-{ratios.max():.3f})")
+    print(
+        f"  autodiff / by hand: {np.median(ratios):.3f} (median of paired rounds; "
+        f"range {ratios.min():.3f}-{ratios.max():.3f})"
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """A custom loss, differentiated automatically: label smoothing on an MLP, in a loop of our own.
 
-    python examples/custom_loss.py [--train-size 48000] [--epochs 5] [--smoothing 0.1]
+python examples/custom_loss.py [--train-size 48000] [--epochs 5] [--smoothing 0.1]
 """
 
 import argparse
@@ -33,8 +33,12 @@ def loss_fn(params, x, labels):
 
 
 rng = np.random.default_rng(0)
-params = {"w1": rng.uniform(-0.087, 0.087, (784, 256)).astype(np.float32), "b1": np.zeros(256, np.float32),
-          "w2": rng.uniform(-0.15, 0.15, (256, 10)).astype(np.float32), "b2": np.zeros(10, np.float32)}
+params = {
+    "w1": rng.uniform(-0.087, 0.087, (784, 256)).astype(np.float32),
+    "b1": np.zeros(256, np.float32),
+    "w2": rng.uniform(-0.15, 0.15, (256, 10)).astype(np.float32),
+    "b2": np.zeros(10, np.float32),
+}
 optimizer = O.OptimizerConfig("adam", learning_rate=0.002, total_steps=args.epochs * (len(x) // 128 + 1))
 state, step = O.init(optimizer, params), td.value_and_grad(loss_fn)
 for epoch in range(args.epochs):

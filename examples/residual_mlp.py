@@ -1,6 +1,6 @@
 """A residual MLP on MNIST, written with the layer library and trained by ``train``.
 
-    python examples/residual_mlp.py [--train-size 48000] [--epochs 6]
+python examples/residual_mlp.py [--train-size 48000] [--epochs 6]
 """
 
 import argparse
@@ -27,7 +27,16 @@ params = model.init(np.random.default_rng(0), (784,))
 config = TrainConfig(epochs=args.epochs, batch_size=128, seed=0)
 steps = args.epochs * -(-len(x_train) // config.batch_size)
 optimizer = td.OptimizerConfig("adam", learning_rate=0.002, total_steps=steps)
-result = train(model, params, scale(x_train), y_train, scale(splits.x_val), splits.y_val, config, optimizer,
-                  on_epoch=lambda r, p: print(f"epoch {r['epoch']}: validation {r['val_accuracy']:.2%}"))
+result = train(
+    model,
+    params,
+    scale(x_train),
+    y_train,
+    scale(splits.x_val),
+    splits.y_val,
+    config,
+    optimizer,
+    on_epoch=lambda r, p: print(f"epoch {r['epoch']}: validation {r['val_accuracy']:.2%}"),
+)
 _, accuracy = evaluate_loss_accuracy(model, params, scale(splits.x_test), splits.y_test)
 print(f"test accuracy: {accuracy:.2%}")

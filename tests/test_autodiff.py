@@ -131,8 +131,10 @@ def structures(dtype):
 
     return {
         "flat dict": ({"w": a(3, 2), "b": a(2)}, lambda p: [p["w"], p["b"]]),
-        "nested dicts": ({"l1": {"w": a(2, 2), "b": a(2)}, "l2": {"w": a(4)}},
-                         lambda p: [p["l1"]["w"], p["l1"]["b"], p["l2"]["w"]]),
+        "nested dicts": (
+            {"l1": {"w": a(2, 2), "b": a(2)}, "l2": {"w": a(4)}},
+            lambda p: [p["l1"]["w"], p["l1"]["b"], p["l2"]["w"]],
+        ),
         "list": ([a(3), a(2, 1), a()], lambda p: list(p)),
         "tuple": ((a(1), a(5)), lambda p: list(p)),
         "namedtuple": (Pair(a(2), a(3, 3)), lambda p: [p.first, p.second]),
@@ -170,7 +172,9 @@ def test_grads_have_the_params_structure_shapes_and_dtypes(kind, dtype):
 def test_grads_are_writable_arrays_of_their_own():
     """An optimizer may update grads in place: no read-only broadcast view, no two grads sharing memory."""
     p = {"a": np.ones((2, 3)), "b": np.zeros((2, 3)), "c": np.ones(3)}
-    grads = grad(lambda q: ops.softmax_cross_entropy(q["a"] + q["b"] + q["c"], np.array([0, 1])) + q["c"].sum())(p)
+    grads = grad(
+        lambda q: ops.softmax_cross_entropy(q["a"] + q["b"] + q["c"], np.array([0, 1])) + q["c"].sum()
+    )(p)
     for key, g in grads.items():
         assert g.flags.writeable and g.flags.c_contiguous, key
     assert not np.shares_memory(grads["a"], grads["b"])
@@ -313,8 +317,11 @@ def _chain(v, n):
 
 
 def test_a_non_scalar_result_is_a_value_error_naming_its_shape():
-    with pytest.raises(ValueError, match=r"value_and_grad\(<lambda>\): the function must return a scalar, "
-                                         r"got shape \(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"value_and_grad\(<lambda>\): the function must return a scalar, "
+        r"got shape \(3,\)",
+    ):
         grad(lambda w: w * 2.0)(np.ones(3))
 
     def loss(w):
@@ -324,28 +331,37 @@ def test_a_non_scalar_result_is_a_value_error_naming_its_shape():
         value_and_grad(loss)(np.ones((3, 2)))
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"w": np.arange(3)}, r"parameter 'w' is a int64 array, expected a float array"),
-    ({"a": {"b": np.array([1, 2], dtype=np.int32)}}, r"parameter 'a\.b' is a int32 array"),
-    ([1.0, 2.0], r"parameter '\[0\]' is a float, expected a float array"),
-    (1.5, r"the parameter is a float, expected a float array"),
-    ({"w": np.array([True])}, r"parameter 'w' is a bool array"),
-    ({"w": np.ones(2, dtype=np.complex128)}, r"parameter 'w' is a complex128 array"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"w": np.arange(3)}, r"parameter 'w' is a int64 array, expected a float array"),
+        ({"a": {"b": np.array([1, 2], dtype=np.int32)}}, r"parameter 'a\.b' is a int32 array"),
+        ([1.0, 2.0], r"parameter '\[0\]' is a float, expected a float array"),
+        (1.5, r"the parameter is a float, expected a float array"),
+        ({"w": np.array([True])}, r"parameter 'w' is a bool array"),
+        ({"w": np.ones(2, dtype=np.complex128)}, r"parameter 'w' is a complex128 array"),
+    ],
+)
 def test_a_parameter_that_is_not_a_float_array_is_a_value_error(params, message):
     with pytest.raises(ValueError, match=message):
         grad(lambda p: 0.0)(params)
 
 
-@pytest.mark.parametrize("f, message", [
-    (lambda w: (w + np.ones(4)).sum(), r"add: shapes \(2, 3\) and \(4,\) do not broadcast"),
-    (lambda w: (np.ones((4, 2)) * w).sum(), r"multiply: shapes \(4, 2\) and \(2, 3\) do not broadcast"),
-    (lambda w: (w @ w).sum(), r"matmul: .*got \(2, 3\) and \(2, 3\)"),
-    (lambda w: ops.dense(np.ones((5, 4)), w, np.zeros(3)).sum(), r"dense: .*x \(5, 4\), W \(2, 3\)"),
-    (lambda w: w.reshape(4, 2).sum(), r"reshape: cannot reshape \(2, 3\) into \(4, 2\)"),
-    (lambda w: w.sum(axis=3), r"sum: .*\(2, 3\).*axis 3"),
-    (lambda w: ops.softmax_cross_entropy(w, np.array([0, 1, 2])), r"softmax_cross_entropy: .*\(2, 3\) and \(3,\)"),
-])
+@pytest.mark.parametrize(
+    "f, message",
+    [
+        (lambda w: (w + np.ones(4)).sum(), r"add: shapes \(2, 3\) and \(4,\) do not broadcast"),
+        (lambda w: (np.ones((4, 2)) * w).sum(), r"multiply: shapes \(4, 2\) and \(2, 3\) do not broadcast"),
+        (lambda w: (w @ w).sum(), r"matmul: .*got \(2, 3\) and \(2, 3\)"),
+        (lambda w: ops.dense(np.ones((5, 4)), w, np.zeros(3)).sum(), r"dense: .*x \(5, 4\), W \(2, 3\)"),
+        (lambda w: w.reshape(4, 2).sum(), r"reshape: cannot reshape \(2, 3\) into \(4, 2\)"),
+        (lambda w: w.sum(axis=3), r"sum: .*\(2, 3\).*axis 3"),
+        (
+            lambda w: ops.softmax_cross_entropy(w, np.array([0, 1, 2])),
+            r"softmax_cross_entropy: .*\(2, 3\) and \(3,\)",
+        ),
+    ],
+)
 def test_an_op_on_shapes_that_do_not_fit_is_a_value_error_naming_op_and_shapes(f, message):
     with pytest.raises(ValueError, match=message):
         grad(f)(np.ones((2, 3)))
@@ -356,9 +372,9 @@ def test_an_op_on_shapes_that_do_not_fit_is_a_value_error_naming_op_and_shapes(f
 
 def loss_fn(params, x, labels):
     h = ops.relu(ops.dense(x, params["w1"], params["b1"]))
-    h = h + ops.tanh(ops.dense(h, params["w2"], params["b2"]))   # a residual connection
+    h = h + ops.tanh(ops.dense(h, params["w2"], params["b2"]))  # a residual connection
     logits = ops.dense(h, params["w3"], params["b3"])
-    return ops.softmax_cross_entropy(logits, labels)               # mean over the batch: a scalar
+    return ops.softmax_cross_entropy(logits, labels)  # mean over the batch: a scalar
 
 
 def numpy_loss_fn(params, x, labels):
@@ -369,8 +385,14 @@ def numpy_loss_fn(params, x, labels):
 
 def off_kink_case(rng, n, d, h, k):
     while True:
-        params = {"w1": rng.normal(0, 0.6, (d, h)), "b1": rng.normal(0, 0.3, h), "w2": rng.normal(0, 0.6, (h, h)),
-                  "b2": rng.normal(0, 0.3, h), "w3": rng.normal(0, 0.6, (h, k)), "b3": rng.normal(0, 0.3, k)}
+        params = {
+            "w1": rng.normal(0, 0.6, (d, h)),
+            "b1": rng.normal(0, 0.3, h),
+            "w2": rng.normal(0, 0.6, (h, h)),
+            "b2": rng.normal(0, 0.3, h),
+            "w3": rng.normal(0, 0.6, (h, k)),
+            "b3": rng.normal(0, 0.3, k),
+        }
         x = rng.normal(size=(n, d))
         if np.abs(x @ params["w1"] + params["b1"]).min() > 1e-3:
             return params, x, rng.integers(0, k, n)
@@ -403,9 +425,11 @@ def np_relu(z):
 @given(n=sides, d=sides, h=sides, k=st.integers(2, 6), seed=seeds)
 def test_a_residual_mlp_of_layers(n, d, h, k, seed):
     """Sequential(Dense(h, relu), Residual(Sequential(Dense(h, tanh), Dense(h))), Dense(k))."""
-    model = layers.Sequential(layers.Dense(h, "relu"),
-                              layers.Residual(layers.Sequential(layers.Dense(h, "tanh"), layers.Dense(h))),
-                              layers.Dense(k))
+    model = layers.Sequential(
+        layers.Dense(h, "relu"),
+        layers.Residual(layers.Sequential(layers.Dense(h, "tanh"), layers.Dense(h))),
+        layers.Dense(k),
+    )
     rng = np.random.default_rng(seed)
     while True:
         params = model.init(rng, (d,), np.float64)
@@ -414,9 +438,16 @@ def test_a_residual_mlp_of_layers(n, d, h, k, seed):
         if np.abs(x @ params["dense0.W"] + params["dense0.b"]).min() > 1e-3:
             break
     labels = rng.integers(0, k, n)
-    assert sorted(params) == ["dense0.W", "dense0.b", "dense1.W", "dense1.b",
-                              "residual0.block.dense0.W", "residual0.block.dense0.b",
-                              "residual0.block.dense1.W", "residual0.block.dense1.b"]
+    assert sorted(params) == [
+        "dense0.W",
+        "dense0.b",
+        "dense1.W",
+        "dense1.b",
+        "residual0.block.dense0.W",
+        "residual0.block.dense0.b",
+        "residual0.block.dense1.W",
+        "residual0.block.dense1.b",
+    ]
 
     def reference():
         p = params
@@ -452,8 +483,12 @@ def test_shared_weights_get_the_sum_of_both_uses(n, d, seed):
 
 
 def mlp_case(rng, n, d, h, k):
-    params = {"W1": rng.normal(0, 0.6, (d, h)), "b1": rng.normal(0, 0.3, h),
-              "W2": rng.normal(0, 0.6, (h, k)), "b2": rng.normal(0, 0.3, k)}
+    params = {
+        "W1": rng.normal(0, 0.6, (d, h)),
+        "b1": rng.normal(0, 0.3, h),
+        "W2": rng.normal(0, 0.6, (h, k)),
+        "b2": rng.normal(0, 0.3, k),
+    }
     return params, rng.normal(size=(n, d)), rng.integers(0, k, n)
 
 
@@ -465,7 +500,9 @@ def test_a_label_smoothing_loss_written_with_log_softmax(n, d, h, k, smoothing, 
     target = (1 - smoothing) * onehot + smoothing / k
 
     def f(p):
-        logp = ops.log_softmax(ops.dense(ops.dense(x, p["W1"], p["b1"], activation="sigmoid"), p["W2"], p["b2"]))
+        logp = ops.log_softmax(
+            ops.dense(ops.dense(x, p["W1"], p["b1"], activation="sigmoid"), p["W2"], p["b2"])
+        )
         return -(logp * target).sum(axis=1).mean()
 
     def reference():
@@ -479,7 +516,9 @@ def test_a_label_smoothing_loss_written_with_log_softmax(n, d, h, k, smoothing, 
     assert loss == pytest.approx(reference(), rel=1e-10)
     assert_grads_close(grads, central_difference(reference, params))
     if smoothing == 0.0:  # plain cross-entropy: the fused op's gradient, by another road
-        z = ops.dense(ops.dense(x, params["W1"], params["b1"], activation="sigmoid"), params["W2"], params["b2"])
+        z = ops.dense(
+            ops.dense(x, params["W1"], params["b1"], activation="sigmoid"), params["W2"], params["b2"]
+        )
         assert loss == pytest.approx(numpy_cross_entropy(z, labels), rel=1e-10)
 
 
@@ -505,11 +544,16 @@ def test_a_squared_error_loss_against_one_hot(n, d, h, k, seed):
 
 
 @GRADS
-@given(n=sides, d=sides, h=st.integers(2, 6), k=st.integers(2, 6), rate=st.sampled_from([0.2, 0.5]), seed=seeds)
+@given(
+    n=sides, d=sides, h=st.integers(2, 6), k=st.integers(2, 6), rate=st.sampled_from([0.2, 0.5]), seed=seeds
+)
 def test_dropout_in_a_model_with_a_fixed_rng(n, d, h, k, rate, seed):
     model = layers.Sequential(layers.Dense(h, "tanh"), layers.Dropout(rate), layers.Dense(k))
     rng = np.random.default_rng(seed)
-    params = {key: value + rng.normal(0, 0.3, value.shape) for key, value in model.init(rng, (d,), np.float64).items()}
+    params = {
+        key: value + rng.normal(0, 0.3, value.shape)
+        for key, value in model.init(rng, (d,), np.float64).items()
+    }
     x, labels = rng.normal(size=(n, d)), rng.integers(0, k, n)
     keep = np.random.default_rng(seed + 1).random((n, h)) >= rate  # the mask the op draws (Keras's)
 

@@ -20,8 +20,14 @@ def test_there_are_examples():
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_an_example_learns_a_small_subset(example, tmp_path):
     env = {**os.environ, "DIGITS_DATA": str(MNIST_DIR)}
-    done = subprocess.run([sys.executable, str(example), "--train-size", "3000", "--epochs", "2"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(example), "--train-size", "3000", "--epochs", "2"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     found = re.search(r"test accuracy: ([\d.]+)%", done.stdout)
     assert found, done.stdout

@@ -20,9 +20,14 @@ from tinygrad_digits.autodiff import grad
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_dense_init_shapes_dtypes_and_limits(dtype):
-    for act, init, limit in [("relu", "auto", math.sqrt(6 / 300)), ("leaky_relu", "auto", math.sqrt(6 / 300)),
-                             ("tanh", "auto", math.sqrt(6 / 500)), (None, "auto", math.sqrt(6 / 500)),
-                             ("sigmoid", "he", math.sqrt(6 / 300)), ("relu", "glorot", math.sqrt(6 / 500))]:
+    for act, init, limit in [
+        ("relu", "auto", math.sqrt(6 / 300)),
+        ("leaky_relu", "auto", math.sqrt(6 / 300)),
+        ("tanh", "auto", math.sqrt(6 / 500)),
+        (None, "auto", math.sqrt(6 / 500)),
+        ("sigmoid", "he", math.sqrt(6 / 300)),
+        ("relu", "glorot", math.sqrt(6 / 500)),
+    ]:
         p = L.Dense(200, act, init=init).init(np.random.default_rng(0), (300,), dtype)
         assert list(p) == ["W", "b"]
         assert p["W"].shape == (300, 200) and p["b"].shape == (200,)
@@ -40,8 +45,10 @@ def test_dense_init_draws_what_numpy_draws():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("hidden, acts", [((4,), ("relu",)), ((5, 3), ("tanh", "leaky_relu")),
-                                          ((2, 3, 4), ("sigmoid", "relu", "tanh"))])
+@pytest.mark.parametrize(
+    "hidden, acts",
+    [((4,), ("relu",)), ((5, 3), ("tanh", "leaky_relu")), ((2, 3, 4), ("sigmoid", "relu", "tanh"))],
+)
 def test_spec_network_init_equals_init_params(hidden, acts, dtype):
     spec = M.ModelSpec(hidden=hidden, activations=acts, inputs=6, outputs=3, dropout=0.2)
     net = spec.network().init(np.random.default_rng(11), (6,), dtype)
@@ -74,14 +81,41 @@ def test_residual_block_must_keep_the_shape():
 
 
 def test_sequential_names_children_by_kind_and_count():
-    model = L.Sequential(L.Flatten(), L.Dense(4, "relu"), L.Dropout(0.1), L.Relu(), L.Dense(4), L.Tanh(),
-                         L.Residual(L.Dense(4)), L.Sequential(L.Dense(2)), L.Dense(3))
-    assert model.names == ["flatten0", "dense0", "dropout0", "activation0", "dense1", "activation1",
-                           "residual0", "sequential0", "dense2"]
+    model = L.Sequential(
+        L.Flatten(),
+        L.Dense(4, "relu"),
+        L.Dropout(0.1),
+        L.Relu(),
+        L.Dense(4),
+        L.Tanh(),
+        L.Residual(L.Dense(4)),
+        L.Sequential(L.Dense(2)),
+        L.Dense(3),
+    )
+    assert model.names == [
+        "flatten0",
+        "dense0",
+        "dropout0",
+        "activation0",
+        "dense1",
+        "activation1",
+        "residual0",
+        "sequential0",
+        "dense2",
+    ]
     params = model.init(np.random.default_rng(0), (2, 3))
-    assert list(params) == ["dense0.W", "dense0.b", "dense1.W", "dense1.b", "residual0.block.W",
-                            "residual0.block.b", "sequential0.dense0.W", "sequential0.dense0.b",
-                            "dense2.W", "dense2.b"]
+    assert list(params) == [
+        "dense0.W",
+        "dense0.b",
+        "dense1.W",
+        "dense1.b",
+        "residual0.block.W",
+        "residual0.block.b",
+        "sequential0.dense0.W",
+        "sequential0.dense0.b",
+        "dense2.W",
+        "dense2.b",
+    ]
     assert params["dense0.W"].shape == (6, 4) and params["sequential0.dense0.W"].shape == (4, 2)
     assert params["dense2.W"].shape == (2, 3)
     assert model.output_shape((2, 3)) == (3,)
@@ -91,8 +125,14 @@ def test_sequential_names_children_by_kind_and_count():
 
 
 def test_apply_matches_a_numpy_forward(rng):
-    model = L.Sequential(L.Flatten(), L.Dense(5, "leaky_relu", alpha=0.2), L.Residual(L.Dense(5, "tanh")),
-                         L.Dense(4), L.Sigmoid(), L.Dense(3))
+    model = L.Sequential(
+        L.Flatten(),
+        L.Dense(5, "leaky_relu", alpha=0.2),
+        L.Residual(L.Dense(5, "tanh")),
+        L.Dense(4),
+        L.Sigmoid(),
+        L.Dense(3),
+    )
     params = model.init(rng, (2, 3), np.float64)
     params = {k: v + rng.normal(0, 0.3, v.shape) for k, v in params.items()}
     x = rng.normal(size=(7, 2, 3))
@@ -100,7 +140,9 @@ def test_apply_matches_a_numpy_forward(rng):
     h = np.where(h > 0, h, 0.2 * h)
     h = h + np.tanh(h @ params["residual0.block.W"] + params["residual0.block.b"])
     h = 1 / (1 + np.exp(-(h @ params["dense1.W"] + params["dense1.b"])))
-    np.testing.assert_allclose(model.apply(params, x), h @ params["dense2.W"] + params["dense2.b"], rtol=1e-12)
+    np.testing.assert_allclose(
+        model.apply(params, x), h @ params["dense2.W"] + params["dense2.b"], rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize("act", list(ops.ACTIVATIONS))
@@ -110,16 +152,29 @@ def test_spec_network_apply_and_gradient(act, rng):
     params = M.init_params(spec, rng, dtype=np.float64)
     params = {k: v + rng.normal(0, 0.3, v.shape) for k, v in params.items()}
     x = rng.normal(size=(6, 5))
-    np.testing.assert_allclose(net.apply(params, x), numpy_mlp_logits(params, x, spec.activations, 0.2), rtol=1e-12)
+    np.testing.assert_allclose(
+        net.apply(params, x), numpy_mlp_logits(params, x, spec.activations, 0.2), rtol=1e-12
+    )
     dy = rng.normal(size=(6, 3))
     if act in ("relu", "leaky_relu"):
         z = x @ params["dense0.W"] + params["dense0.b"]
-        z1 = numpy_mlp_logits({"dense0.W": params["dense0.W"], "dense0.b": params["dense0.b"],
-                               "dense1.W": params["dense1.W"], "dense1.b": params["dense1.b"]}, x, [act], 0.2)
+        z1 = numpy_mlp_logits(
+            {
+                "dense0.W": params["dense0.W"],
+                "dense0.b": params["dense0.b"],
+                "dense1.W": params["dense1.W"],
+                "dense1.b": params["dense1.b"],
+            },
+            x,
+            [act],
+            0.2,
+        )
         if min(np.abs(z).min(), np.abs(z1).min()) < 1e-3:
             pytest.skip("a pre-activation at the kink")  # pragma: no cover
     g = grad(lambda p: (net.apply(p, x) * dy).sum())(params)
-    numeric = central_difference(lambda: np.sum(numpy_mlp_logits(params, x, spec.activations, 0.2) * dy), params)
+    numeric = central_difference(
+        lambda: np.sum(numpy_mlp_logits(params, x, spec.activations, 0.2) * dy), params
+    )
     for key in params:
         np.testing.assert_allclose(g[key], numeric[key], rtol=1e-5, atol=1e-7, err_msg=key)
 
@@ -166,12 +221,19 @@ LAYERS = [
     L.Dense(4, "relu"),
     L.Dense(3, "leaky_relu", alpha=0.3),
     L.Dense(2, "tanh", init="normal"),
-    L.Relu(), L.LeakyRelu(0.2), L.Sigmoid(), L.Tanh(),
-    L.Dropout(0.25), L.Flatten(),
+    L.Relu(),
+    L.LeakyRelu(0.2),
+    L.Sigmoid(),
+    L.Tanh(),
+    L.Dropout(0.25),
+    L.Flatten(),
     L.Residual(L.Dense(4, "relu")),
     L.Sequential(L.Flatten(), L.Dense(4, "relu"), L.Dropout(0.1), L.Dense(2)),
-    L.Sequential(L.Dense(4), L.Residual(L.Sequential(L.Dense(4, "tanh"), L.Residual(L.Dense(4)))),
-                 L.Sequential(L.Sequential(L.Dense(3)))),
+    L.Sequential(
+        L.Dense(4),
+        L.Residual(L.Sequential(L.Dense(4, "tanh"), L.Residual(L.Dense(4)))),
+        L.Sequential(L.Sequential(L.Dense(3))),
+    ),
     L.Sequential(),
 ]
 
@@ -196,8 +258,11 @@ def test_a_json_list_is_a_sequential_and_equality_has_teeth():
 def nested(depth: int, form: str):
     layer = {"type": "Dense", "units": 2}
     for _ in range(depth):
-        layer = {"list": [layer], "Sequential": {"type": "Sequential", "layers": [layer]},
-                 "Residual": {"type": "Residual", "block": layer}}[form]
+        layer = {
+            "list": [layer],
+            "Sequential": {"type": "Sequential", "layers": [layer]},
+            "Residual": {"type": "Residual", "block": layer},
+        }[form]
     return layer
 
 
@@ -213,37 +278,46 @@ def test_nesting_up_to_max_depth_loads_and_deeper_is_a_value_error(form):
             L.from_json(nested(depth, form))
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"type": "Conv2D", "filters": 3}, "unknown layer type 'Conv2D'"),
-    ({"type": "dense", "units": 3}, "unknown layer type 'dense'"),
-    ({"units": 3}, "a layer must be an object with a type"),
-    ("Dense", "a layer must be an object with a type"),
-    (3, "a layer must be an object with a type"),
-    ({"type": 3}, "a layer must be an object with a type"),
-    ({"type": "Dense"}, "Dense: .*units"),
-    ({"type": "Dense", "units": 0}, "Dense: units must be a positive integer"),
-    ({"type": "Dense", "units": "3"}, "Dense: units must be a positive integer"),
-    ({"type": "Dense", "units": 2.5}, "Dense: units must be a positive integer"),
-    ({"type": "Dense", "units": True}, "Dense: units must be a positive integer"),
-    ({"type": "Dense", "units": 3, "colour": "red"}, "Dense: .*colour"),
-    ({"type": "Dense", "units": 3, "activation": "swish"}, "unknown activation 'swish'"),
-    ({"type": "Dense", "units": 3, "activation": ["relu"]}, "Dense: "),
-    ({"type": "Dense", "units": 3, "alpha": -1}, "Dense: alpha must be a finite number >= 0"),
-    ({"type": "Dense", "units": 3, "init": "xavier"}, "Dense: unknown init 'xavier'"),
-    ({"type": "Activation", "name": "swish"}, "Activation: unknown activation 'swish'"),
-    ({"type": "Activation", "name": ["relu"]}, "Activation: "),
-    ({"type": "Activation", "name": "leaky_relu", "alpha": "0.5"}, "Activation: alpha must be"),
-    ({"type": "Activation"}, "Activation: .*name"),
-    ({"type": "Dropout", "rate": 1.0}, "Dropout: rate is the fraction dropped"),
-    ({"type": "Dropout"}, "Dropout: .*rate"),
-    ({"type": "Flatten", "size": 3}, "Flatten: .*takes no arguments"),
-    ({"type": "Sequential", "layers": {"type": "Dense", "units": 2}}, "Sequential: expected one field, layers"),
-    ({"type": "Sequential", "layers": [], "name": "x"}, "Sequential: expected one field, layers"),
-    ({"type": "Residual"}, "Residual: expected one field, block"),
-    ({"type": "Residual", "block": {"type": "Dense", "units": 2}, "x": 1}, "Residual: expected one field"),
-    ({"type": "Residual", "block": "Dense"}, "a layer must be an object with a type"),
-    ([{"type": "Dense", "units": 2}, {"type": "Nope"}], "unknown layer type 'Nope'"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"type": "Conv2D", "filters": 3}, "unknown layer type 'Conv2D'"),
+        ({"type": "dense", "units": 3}, "unknown layer type 'dense'"),
+        ({"units": 3}, "a layer must be an object with a type"),
+        ("Dense", "a layer must be an object with a type"),
+        (3, "a layer must be an object with a type"),
+        ({"type": 3}, "a layer must be an object with a type"),
+        ({"type": "Dense"}, "Dense: .*units"),
+        ({"type": "Dense", "units": 0}, "Dense: units must be a positive integer"),
+        ({"type": "Dense", "units": "3"}, "Dense: units must be a positive integer"),
+        ({"type": "Dense", "units": 2.5}, "Dense: units must be a positive integer"),
+        ({"type": "Dense", "units": True}, "Dense: units must be a positive integer"),
+        ({"type": "Dense", "units": 3, "colour": "red"}, "Dense: .*colour"),
+        ({"type": "Dense", "units": 3, "activation": "swish"}, "unknown activation 'swish'"),
+        ({"type": "Dense", "units": 3, "activation": ["relu"]}, "Dense: "),
+        ({"type": "Dense", "units": 3, "alpha": -1}, "Dense: alpha must be a finite number >= 0"),
+        ({"type": "Dense", "units": 3, "init": "xavier"}, "Dense: unknown init 'xavier'"),
+        ({"type": "Activation", "name": "swish"}, "Activation: unknown activation 'swish'"),
+        ({"type": "Activation", "name": ["relu"]}, "Activation: "),
+        ({"type": "Activation", "name": "leaky_relu", "alpha": "0.5"}, "Activation: alpha must be"),
+        ({"type": "Activation"}, "Activation: .*name"),
+        ({"type": "Dropout", "rate": 1.0}, "Dropout: rate is the fraction dropped"),
+        ({"type": "Dropout"}, "Dropout: .*rate"),
+        ({"type": "Flatten", "size": 3}, "Flatten: .*takes no arguments"),
+        (
+            {"type": "Sequential", "layers": {"type": "Dense", "units": 2}},
+            "Sequential: expected one field, layers",
+        ),
+        ({"type": "Sequential", "layers": [], "name": "x"}, "Sequential: expected one field, layers"),
+        ({"type": "Residual"}, "Residual: expected one field, block"),
+        (
+            {"type": "Residual", "block": {"type": "Dense", "units": 2}, "x": 1},
+            "Residual: expected one field",
+        ),
+        ({"type": "Residual", "block": "Dense"}, "a layer must be an object with a type"),
+        ([{"type": "Dense", "units": 2}, {"type": "Nope"}], "unknown layer type 'Nope'"),
+    ],
+)
 def test_bad_json_is_a_value_error(data, message):
     with pytest.raises(ValueError, match=message):
         L.from_json(data)
@@ -274,27 +348,41 @@ def test_check_params_names_missing_extra_and_wrong_shapes():
 def test_dense_chain_of_plain_mlps():
     spec = M.ModelSpec(hidden=(4, 3), activations=("relu", "tanh"), inputs=5, outputs=2)
     assert L.dense_chain(spec.network()) == (
-        (("dense0.W", "dense0.b", "relu"), ("dense1.W", "dense1.b", "tanh"), ("dense2.W", "dense2.b", "identity")),
-        0.1)
+        (
+            ("dense0.W", "dense0.b", "relu"),
+            ("dense1.W", "dense1.b", "tanh"),
+            ("dense2.W", "dense2.b", "identity"),
+        ),
+        0.1,
+    )
     assert L.dense_chain(L.Sequential(L.Dense(4, "leaky_relu", alpha=0.3), L.Dense(2)))[1] == 0.3
     # an Activation right after a Dense without one is folded into it; dropout of rate 0 is skipped
     folded = L.Sequential(L.Dense(4), L.Relu(), L.Dropout(0.0), L.Dense(3), L.LeakyRelu(0.2), L.Dense(2))
     assert L.dense_chain(folded) == (
-        (("dense0.W", "dense0.b", "relu"), ("dense1.W", "dense1.b", "leaky_relu"),
-         ("dense2.W", "dense2.b", "identity")), 0.2)
+        (
+            ("dense0.W", "dense0.b", "relu"),
+            ("dense1.W", "dense1.b", "leaky_relu"),
+            ("dense2.W", "dense2.b", "identity"),
+        ),
+        0.2,
+    )
 
 
-@pytest.mark.parametrize("model", [
-    L.Sequential(L.Dense(4, "relu"), L.Residual(L.Dense(4)), L.Dense(2)),
-    L.Sequential(L.Flatten(), L.Dense(2)),
-    L.Sequential(L.Dense(4, "relu"), L.Dropout(0.5), L.Dense(2)),
-    L.Sequential(L.Dense(4, "relu"), L.Tanh(), L.Dense(2)),  # two activations in a row
-    L.Sequential(L.Relu(), L.Dense(2)),  # an activation before any dense
-    L.Sequential(L.Dense(4, "leaky_relu", alpha=0.1), L.Dense(3, "leaky_relu", alpha=0.2), L.Dense(2)),
-    L.Sequential(L.Sequential(L.Dense(2))),
-    L.Sequential(),
-    L.Dense(2),
-    L.Residual(L.Dense(2)),
-], ids=repr)
+@pytest.mark.parametrize(
+    "model",
+    [
+        L.Sequential(L.Dense(4, "relu"), L.Residual(L.Dense(4)), L.Dense(2)),
+        L.Sequential(L.Flatten(), L.Dense(2)),
+        L.Sequential(L.Dense(4, "relu"), L.Dropout(0.5), L.Dense(2)),
+        L.Sequential(L.Dense(4, "relu"), L.Tanh(), L.Dense(2)),  # two activations in a row
+        L.Sequential(L.Relu(), L.Dense(2)),  # an activation before any dense
+        L.Sequential(L.Dense(4, "leaky_relu", alpha=0.1), L.Dense(3, "leaky_relu", alpha=0.2), L.Dense(2)),
+        L.Sequential(L.Sequential(L.Dense(2))),
+        L.Sequential(),
+        L.Dense(2),
+        L.Residual(L.Dense(2)),
+    ],
+    ids=repr,
+)
 def test_dense_chain_is_none_for_anything_else(model):
     assert L.dense_chain(model) is None

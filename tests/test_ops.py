@@ -70,7 +70,11 @@ def np_softmax(z, axis=-1):
 def test_dense_vjp(act, n, d_in, d_out, alpha, seed):
     rng = np.random.default_rng(seed)
     while True:  # every pre-activation away from the kink
-        p = {"x": rng.normal(size=(n, d_in)), "W": rng.normal(0, 0.7, (d_in, d_out)), "b": rng.normal(0, 0.5, d_out)}
+        p = {
+            "x": rng.normal(size=(n, d_in)),
+            "W": rng.normal(0, 0.7, (d_in, d_out)),
+            "b": rng.normal(0, 0.5, d_out),
+        }
         if np.abs(p["x"] @ p["W"] + p["b"]).min() > 0.05:
             break
     check_vjp(lambda q: ops.dense(q["x"], q["W"], q["b"], activation=act, alpha=alpha), p, seed)
@@ -176,7 +180,9 @@ def test_matmul_vjp(case, n, k, m, seed):
     rng = np.random.default_rng(seed)
     sa = (n, k) if case.startswith("matrix") else (k,)
     sb = (k, m) if case.endswith("-matrix") else (k,)
-    check_vjp(lambda p: ops.matmul(p["a"], p["b"]), {"a": rng.normal(size=sa), "b": rng.normal(size=sb)}, seed)
+    check_vjp(
+        lambda p: ops.matmul(p["a"], p["b"]), {"a": rng.normal(size=sa), "b": rng.normal(size=sb)}, seed
+    )
 
 
 @VJPS
@@ -195,11 +201,14 @@ def test_transpose_reshape_flatten_vjp(shape, seed):
 @given(shape=nd_shapes, keepdims=st.booleans(), seed=seeds, data=st.data())
 def test_sum_and_mean_vjp_over_any_axes(op, shape, keepdims, seed, data):
     ndim = len(shape)
-    axis = data.draw(st.one_of(
-        st.none(),
-        st.integers(-ndim, ndim - 1),
-        st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True).map(tuple),
-    ), label="axis")
+    axis = data.draw(
+        st.one_of(
+            st.none(),
+            st.integers(-ndim, ndim - 1),
+            st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True).map(tuple),
+        ),
+        label="axis",
+    )
     x = np.random.default_rng(seed).normal(size=shape)
     check_vjp(lambda p: op(p["x"], axis=axis, keepdims=keepdims), {"x": x}, seed)
 
@@ -263,7 +272,9 @@ def test_dense_accepts_non_contiguous_inputs(act, rng):
     W = rng.normal(size=(5, 7)).T  # a transposed view
     b = rng.normal(size=10)[::2]
     assert not (x.flags.c_contiguous or W.flags.c_contiguous or b.flags.c_contiguous)
-    np.testing.assert_allclose(ops.dense(x, W, b, activation=act), np_act(act, x @ W + b), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        ops.dense(x, W, b, activation=act), np_act(act, x @ W + b), rtol=1e-12, atol=1e-12
+    )
 
 
 ELEMENTWISE = {
@@ -279,7 +290,10 @@ ELEMENTWISE = {
     "negative": (ops.negative, lambda z: -z),
     "activation-none": (lambda z: ops.activation(z, None), lambda z: z),
     "activation-tanh": (lambda z: ops.activation(z, "tanh"), np.tanh),
-    "activation-leaky": (lambda z: ops.activation(z, "leaky_relu", 0.5), lambda z: np.where(z > 0, z, 0.5 * z)),
+    "activation-leaky": (
+        lambda z: ops.activation(z, "leaky_relu", 0.5),
+        lambda z: np.where(z > 0, z, 0.5 * z),
+    ),
 }
 
 
@@ -309,8 +323,9 @@ def test_sigmoid_is_stable_at_the_extremes():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape, axis", [((1, 10), -1), ((7, 3), 1), ((33, 4), 0), ((5,), 0), ((2, 3, 4), 1),
-                                         ((2, 3, 4), -1)])
+@pytest.mark.parametrize(
+    "shape, axis", [((1, 10), -1), ((7, 3), 1), ((33, 4), 0), ((5,), 0), ((2, 3, 4), 1), ((2, 3, 4), -1)]
+)
 def test_softmax_and_log_softmax_forward(dtype, shape, axis, rng):
     x = rng.normal(0, 5, shape).astype(dtype)
     expected = np_softmax(x.astype(np.float64), axis)
@@ -342,7 +357,9 @@ def test_softmax_cross_entropy_forward(dtype, n, rng):
     logp = logp - np.log(np.exp(logp).sum(1, keepdims=True))
     loss = ops.softmax_cross_entropy(z, labels)
     assert np.ndim(loss) == 0
-    assert float(loss) == pytest.approx(-logp[np.arange(n), labels].mean(), rel=1e-6 if dtype == np.float32 else 1e-12)
+    assert float(loss) == pytest.approx(
+        -logp[np.arange(n), labels].mean(), rel=1e-6 if dtype == np.float32 else 1e-12
+    )
 
 
 def test_softmax_cross_entropy_accepts_any_integer_labels_and_non_contiguous_logits(rng):
@@ -358,8 +375,13 @@ def test_softmax_cross_entropy_accepts_any_integer_labels_and_non_contiguous_log
 def test_arithmetic_and_reductions_forward(dtype, rng):
     a = rng.normal(size=(7, 1, 3)).astype(dtype)
     b = (rng.normal(size=(4, 1)) + 3).astype(dtype)
-    for op, ref in [(ops.add, np.add), (ops.subtract, np.subtract), (ops.multiply, np.multiply),
-                    (ops.divide, np.divide), (ops.maximum, np.maximum)]:
+    for op, ref in [
+        (ops.add, np.add),
+        (ops.subtract, np.subtract),
+        (ops.multiply, np.multiply),
+        (ops.divide, np.divide),
+        (ops.maximum, np.maximum),
+    ]:
         y = op(a, b)
         assert y.shape == (7, 4, 3) and y.dtype == dtype
         np.testing.assert_allclose(y, ref(a.astype(np.float64), b.astype(np.float64)), **close(dtype))
@@ -373,7 +395,9 @@ def test_arithmetic_and_reductions_forward(dtype, rng):
             np.testing.assert_allclose(m, ref.mean(axis=axis, keepdims=keepdims), rtol=1e-5)
     x = rng.normal(size=(7, 3)).astype(dtype)
     v = rng.normal(size=3).astype(dtype)
-    np.testing.assert_allclose(ops.matmul(x, x.T), x.astype(np.float64) @ x.T.astype(np.float64), **close(dtype))
+    np.testing.assert_allclose(
+        ops.matmul(x, x.T), x.astype(np.float64) @ x.T.astype(np.float64), **close(dtype)
+    )
     np.testing.assert_allclose(ops.matmul(x, v), x.astype(np.float64) @ v.astype(np.float64), **close(dtype))
     assert ops.transpose(x).shape == (3, 7) and ops.reshape(x, shape=(3, 7)).shape == (3, 7)
     assert ops.flatten(a).shape == (7, 3)
@@ -397,12 +421,15 @@ def test_dropout_forward_drops_the_rate_and_scales_the_rest(rng):
 # ---------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("x, W, b", [
-    ((2, 3), (4, 5), (5,)),
-    ((2, 3), (3, 5), (4,)),
-    ((3,), (3, 5), (5,)),
-    ((2, 3), (3, 5), (1, 5)),
-])
+@pytest.mark.parametrize(
+    "x, W, b",
+    [
+        ((2, 3), (4, 5), (5,)),
+        ((2, 3), (3, 5), (4,)),
+        ((3,), (3, 5), (5,)),
+        ((2, 3), (3, 5), (1, 5)),
+    ],
+)
 def test_dense_rejects_shapes_that_do_not_fit_naming_them(x, W, b):
     with pytest.raises(ValueError, match=rf"dense: .*got x \({x[0]}, ?.*W \({W[0]}, {W[1]}\)"):
         ops.dense(np.zeros(x), np.zeros(W), np.zeros(b))
@@ -432,7 +459,9 @@ def test_reshape_sum_and_softmax_cross_entropy_errors_name_op_and_shapes():
     for op in (ops.sum, ops.mean):
         with pytest.raises(ValueError, match=rf"{op.name}: .*\(2, 3\).*axis 2"):
             op(np.zeros((2, 3)), axis=2)
-    with pytest.raises(ValueError, match=r"softmax_cross_entropy: expected logits .* got \(2, 3\) and \(3,\)"):
+    with pytest.raises(
+        ValueError, match=r"softmax_cross_entropy: expected logits .* got \(2, 3\) and \(3,\)"
+    ):
         ops.softmax_cross_entropy(np.zeros((2, 3)), np.zeros(3, dtype=int))
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
         ops.softmax_cross_entropy(np.zeros((2, 3)), np.array([0, 3]))
@@ -453,7 +482,9 @@ def test_kernel_ops_reject_non_float_arrays():
     with pytest.raises(ValueError, match="relu: expected float32 or float64 arrays, got int64"):
         ops.relu(np.arange(3))
     with pytest.raises(ValueError, match="dense: expected float32 or float64"):
-        ops.dense(np.ones((2, 3), dtype=np.int32), np.ones((3, 2), dtype=np.int32), np.zeros(2, dtype=np.int32))
+        ops.dense(
+            np.ones((2, 3), dtype=np.int32), np.ones((3, 2), dtype=np.int32), np.zeros(2, dtype=np.int32)
+        )
 
 
 @pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5])

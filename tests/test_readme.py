@@ -23,8 +23,9 @@ def test_the_readme_example_trains_a_residual_mlp(tmp_path):
     script = tmp_path / "example.py"
     script.write_text(code.replace("range(3000)", "range(300)"))
     env = {**os.environ, "DIGITS_DATA": str(MNIST_DIR)}
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     accuracy = float(re.search(r"test accuracy ([\d.]+)%", done.stdout).group(1))
     assert accuracy > 85.0, done.stdout  # 300 steps of 128 images; chance is 10%

@@ -26,6 +26,8 @@ from typing import Callable
 
 import numpy as np
 
+from .trees import check_leaf, flatten, is_flat_dict, tree_map, unflatten
+
 
 class Primitive:
     """An op declared once: ``forward(*inputs, **attrs) -> (out, saved)`` and
@@ -161,50 +163,12 @@ def _value(x):
     return x.value if isinstance(x, Traced) else x
 
 
-def _strip(tree):
-    """The tree with every traced value replaced by its plain value (aux results)."""
-    if isinstance(tree, dict):
-        return {key: _strip(value) for key, value in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return _rebuild(tree, [_strip(value) for value in tree])
-    return _value(tree)
-
-
-def _rebuild(tree, items: list):
-    """A list or tuple of tree's type holding items (a namedtuple takes them positionally)."""
-    return type(tree)(*items) if hasattr(tree, "_fields") else type(tree)(items)
-
 
 @functools.cache
 def _ops():
     from . import ops
 
     return ops
-
-
-def _flatten(tree, path=""):
-    """[(path, leaf)] of a dict / list / tuple tree of arrays, in a fixed order."""
-    if isinstance(tree, dict):
-        return [item for key in tree for item in _flatten(tree[key], f"{path}.{key}" if path else str(key))]
-    if isinstance(tree, (list, tuple)):
-        return [item for i, sub in enumerate(tree) for item in _flatten(sub, f"{path}[{i}]")]
-    return [(path, tree)]
-
-
-def _unflatten(tree, leaves):
-    """The tree's structure with its leaves replaced, in _flatten's order, from an iterator."""
-    if isinstance(tree, dict):
-        return {key: _unflatten(tree[key], leaves) for key in tree}
-    if isinstance(tree, (list, tuple)):
-        return _rebuild(tree, [_unflatten(sub, leaves) for sub in tree])
-    return next(leaves)
-
-
-def _check_leaf(where: str, path: str, leaf) -> None:
-    if not isinstance(leaf, np.ndarray) or leaf.dtype.kind != "f":
-        what = f"{leaf.dtype} array" if isinstance(leaf, np.ndarray) else type(leaf).__name__
-        name = f"parameter {path!r}" if path else "the parameter"
-        raise ValueError(f"{where}: {name} is a {what}, expected a float array (float32 or float64)")
 
 
 def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
@@ -294,20 +258,20 @@ def value_and_grad(fun: Callable, argnums: int | tuple[int, ...] = 0, has_aux: b
             if pos >= len(args):
                 raise ValueError(f"{where}: argnums {pos} but only {len(args)} positional arguments")
             tree = args[pos]
-            if _flat_dict(tree):  # the common case, without walking a tree
+            if is_flat_dict(tree):  # the common case, without walking a tree
                 traced = [Traced(leaf) for leaf in tree.values()]
                 args[pos] = dict(zip(tree, traced))
             else:
-                flat = _flatten(tree)
+                flat = flatten(tree)
                 for path, leaf in flat:
-                    _check_leaf(where, path, leaf)
+                    check_leaf(where, path, leaf)
                 traced = [Traced(leaf) for _, leaf in flat]
-                args[pos] = _unflatten(tree, iter(traced))
+                args[pos] = unflatten(tree, iter(traced))
             leaves.append(traced)
             trees.append(tree)
         result = fun(*args, **kwargs)
         out, aux = result if has_aux else (result, None)
-        aux = _strip(aux)
+        aux = tree_map(_value, aux)
         if np.size(_value(out)) != 1:
             raise ValueError(f"{where}: the function must return a scalar, got shape {np.shape(_value(out))}")
         flat = [t for traced in leaves for t in traced]
@@ -315,18 +279,16 @@ def value_and_grad(fun: Callable, argnums: int | tuple[int, ...] = 0, has_aux: b
         found = iter(found)
         grads, owned = [], set()
         for tree, traced in zip(trees, leaves):
-            cast = [np.zeros_like(t.value) if g is None else _own(g, t.value, owned) for t, g in zip(traced, found)]
-            grads.append(dict(zip(tree, cast)) if _flat_dict(tree) else _unflatten(tree, iter(cast)))
+            cast = [
+                np.zeros_like(t.value) if g is None else _own(g, t.value, owned)
+                for t, g in zip(traced, found)
+            ]
+            grads.append(dict(zip(tree, cast)) if is_flat_dict(tree) else unflatten(tree, iter(cast)))
         value = np.asarray(_value(out)).reshape(())[()]
         grads = tuple(grads) if many else grads[0]
         return ((value, aux) if has_aux else value), grads
 
     return wrapped
-
-
-def _flat_dict(tree) -> bool:
-    """A plain dict of float arrays (checked as _check_leaf would, and nothing else)."""
-    return type(tree) is dict and all(type(v) is np.ndarray and v.dtype.kind == "f" for v in tree.values())
 
 
 def grad(fun: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:

@@ -74,7 +74,9 @@ class Dense(Layer):
 
     def init(self, rng, input_shape, dtype=np.float32):
         if len(input_shape) != 1:
-            raise ValueError(f"Dense: expected inputs of shape (features,), got {tuple(input_shape)} (add Flatten)")
+            raise ValueError(
+                f"Dense: expected inputs of shape (features,), got {tuple(input_shape)} (add Flatten)"
+            )
         fan_in, fan_out = int(input_shape[0]), self.units
         family = self.init_name
         if family == "auto":
@@ -110,9 +112,15 @@ class Activation(Layer):
 
     def __init__(self, name: str, alpha: float = 0.1):
         if name not in ops.ACTIVATIONS:
-            raise ValueError(f"Activation: unknown activation {name!r}: expected one of {', '.join(ops.ACTIVATIONS)}")
-        if not (isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and math.isfinite(alpha)
-                and alpha >= 0):
+            raise ValueError(
+                f"Activation: unknown activation {name!r}: expected one of {', '.join(ops.ACTIVATIONS)}"
+            )
+        if not (
+            isinstance(alpha, (int, float))
+            and not isinstance(alpha, bool)
+            and math.isfinite(alpha)
+            and alpha >= 0
+        ):
             raise ValueError(f"Activation: alpha must be a finite number >= 0, got {alpha!r}")
         self.name, self.alpha = name, float(alpha)
 
@@ -170,7 +178,7 @@ class Flatten(Layer):
 
 def _scope(params: dict, name: str) -> dict:
     prefix = name + "."
-    return {key[len(prefix):]: value for key, value in params.items() if key.startswith(prefix)}
+    return {key[len(prefix) :]: value for key, value in params.items() if key.startswith(prefix)}
 
 
 class Sequential(Layer):
@@ -229,8 +237,10 @@ class Residual(Layer):
 
     def init(self, rng, input_shape, dtype=np.float32):
         if tuple(self.block.output_shape(input_shape)) != tuple(input_shape):
-            raise ValueError(f"Residual: the block maps {tuple(input_shape)} to "
-                             f"{tuple(self.block.output_shape(input_shape))}; it must keep the shape")
+            raise ValueError(
+                f"Residual: the block maps {tuple(input_shape)} to "
+                f"{tuple(self.block.output_shape(input_shape))}; it must keep the shape"
+            )
         return {f"block.{key}": value for key, value in self.block.init(rng, input_shape, dtype).items()}
 
     def apply(self, params, x, rng=None):
@@ -295,8 +305,9 @@ def from_json(data, depth: int = 0) -> Layer:
             raise ValueError(f"Residual: expected one field, block, got {sorted(fields)}")
         return Residual(from_json(fields["block"], depth + 1))
     if kind not in _TYPES:
-        raise ValueError(f"unknown layer type {kind!r}: expected one of "
-                         f"{', '.join([*_TYPES, 'Sequential', 'Residual'])}")
+        raise ValueError(
+            f"unknown layer type {kind!r}: expected one of {', '.join([*_TYPES, 'Sequential', 'Residual'])}"
+        )
     try:
         return _TYPES[kind](**fields)
     except TypeError as e:

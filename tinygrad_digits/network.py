@@ -28,8 +28,9 @@ class Network:
         if not isinstance(self.layers, layers.Layer):
             raise ValueError(f"Network: expected layers, got {type(self.layers).__name__}")
         shape = tuple(self.input_shape)
-        if not shape or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0
-                                for n in shape):
+        if not shape or not all(
+            isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in shape
+        ):
             raise ValueError(f"Network: input_shape must be positive integers, got {list(shape)}")
         object.__setattr__(self, "input_shape", tuple(int(n) for n in shape))
         for name in ("input_mean", "input_std"):
@@ -71,8 +72,12 @@ class Network:
 
     def to_json(self) -> dict:
         as_json = self.layers.to_json()
-        return {"layers": as_json["layers"] if as_json["type"] == "Sequential" else [as_json],
-                "input_shape": list(self.input_shape), "input_mean": self.input_mean, "input_std": self.input_std}
+        return {
+            "layers": as_json["layers"] if as_json["type"] == "Sequential" else [as_json],
+            "input_shape": list(self.input_shape),
+            "input_mean": self.input_mean,
+            "input_std": self.input_std,
+        }
 
     @classmethod
     def from_json(cls, data) -> "Network":
@@ -85,5 +90,9 @@ class Network:
             raise ValueError(f"input_shape must be a list of at most 4 sizes, got {data['input_shape']!r}")
         if not isinstance(data["layers"], list):
             raise ValueError("the architecture's layers must be a list")
-        return cls(layers.from_json(data["layers"]), tuple(data["input_shape"]), data["input_mean"],
-                   data["input_std"])
+        return cls(
+            layers.from_json(data["layers"]),
+            tuple(data["input_shape"]),
+            data["input_mean"],
+            data["input_std"],
+        )

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .autodiff import Primitive, Traced
+from .autodiff import Primitive
 from .kernels import activations as _act
 from .kernels import dense as _dense
 from .kernels import softmax as _softmax
@@ -61,8 +61,9 @@ _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 def _float(op: str, *arrays) -> list[np.ndarray]:
     """The arrays as C-contiguous arrays of their common float dtype, or a ValueError."""
     dtype = getattr(arrays[0], "dtype", None)
-    if dtype in _KERNEL_DTYPES and all(type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous
-                                       for a in arrays):
+    if dtype in _KERNEL_DTYPES and all(
+        type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous for a in arrays
+    ):
         return arrays  # as the kernels take them already
     arrays = [np.asarray(a) for a in arrays]
     dtype = np.result_type(*arrays)
@@ -84,8 +85,10 @@ def dense_forward(x, W, b, activation: str | None = None, alpha: float = 0.1):
     """y (n, d_out) = act(x @ W + b) in one kernel, for x (n, d_in), W (d_in, d_out), b (d_out,)."""
     x, W, b = _float("dense", x, W, b)
     if x.ndim != 2 or W.ndim != 2 or b.shape != W.shape[1:] or x.shape[1] != W.shape[0]:
-        raise ValueError(f"dense: expected x (n, d_in), W (d_in, d_out) and b (d_out,), "
-                         f"got x {x.shape}, W {W.shape} and b {b.shape}")
+        raise ValueError(
+            f"dense: expected x (n, d_in), W (d_in, d_out) and b (d_out,), "
+            f"got x {x.shape}, W {W.shape} and b {b.shape}"
+        )
     code = activation_code(activation)
     y = _dense.dense_forward(x, W, b, code, float(alpha))
     return y, (x, W, y, code, float(alpha))
@@ -116,13 +119,18 @@ def _activation_vjp(name):
 
     def vjp(saved, g, needs):
         y, alpha = saved
-        return (_act.activation_backward(_rows(y), _c(_rows(np.asarray(g, dtype=y.dtype))), code, alpha)
-                .reshape(y.shape),)
+        return (
+            _act.activation_backward(_rows(y), _c(_rows(np.asarray(g, dtype=y.dtype))), code, alpha).reshape(
+                y.shape
+            ),
+        )
 
     return vjp
 
 
-_ACTIVATION_OPS = {name: Primitive(name, _activation_forward(name), _activation_vjp(name)) for name in ACTIVATIONS}
+_ACTIVATION_OPS = {
+    name: Primitive(name, _activation_forward(name), _activation_vjp(name)) for name in ACTIVATIONS
+}
 
 
 def relu(x):
@@ -191,14 +199,20 @@ def softmax_cross_entropy_forward(logits, labels):
     (logits,) = _float("softmax_cross_entropy", logits)
     labels = np.asarray(labels)
     if logits.ndim != 2 or labels.shape != (logits.shape[0],):
-        raise ValueError(f"softmax_cross_entropy: expected logits (n, k) and labels (n,), "
-                         f"got {logits.shape} and {labels.shape}")
+        raise ValueError(
+            f"softmax_cross_entropy: expected logits (n, k) and labels (n,), "
+            f"got {logits.shape} and {labels.shape}"
+        )
     if labels.dtype.kind not in "iu" or len(labels) == 0:
-        raise ValueError(f"softmax_cross_entropy: expected at least one integer label, "
-                         f"got {len(labels)} of dtype {labels.dtype}")
+        raise ValueError(
+            f"softmax_cross_entropy: expected at least one integer label, "
+            f"got {len(labels)} of dtype {labels.dtype}"
+        )
     if labels.min() < 0 or labels.max() >= logits.shape[1]:
-        raise ValueError(f"softmax_cross_entropy: labels must lie in [0, {logits.shape[1]}), "
-                         f"got {labels.min()}..{labels.max()}")
+        raise ValueError(
+            f"softmax_cross_entropy: labels must lie in [0, {logits.shape[1]}), "
+            f"got {labels.min()}..{labels.max()}"
+        )
     loss, dlogits, _ = _softmax.softmax_cross_entropy(logits, labels.astype(np.int64, copy=False))
     return np.float64(loss), dlogits
 
@@ -207,8 +221,9 @@ def softmax_cross_entropy_vjp(dlogits, g, needs):
     return (dlogits * np.asarray(g, dtype=dlogits.dtype),)  # dlogits = (softmax - onehot) / n
 
 
-softmax_cross_entropy = Primitive("softmax_cross_entropy", softmax_cross_entropy_forward,
-                                  softmax_cross_entropy_vjp)
+softmax_cross_entropy = Primitive(
+    "softmax_cross_entropy", softmax_cross_entropy_forward, softmax_cross_entropy_vjp
+)
 
 
 class DropoutCache(NamedTuple):
@@ -242,129 +257,24 @@ def dropout_backward(cache: DropoutCache, dy: np.ndarray) -> np.ndarray:
 dropout = Primitive("dropout", dropout_forward, lambda cache, g, needs: (dropout_backward(cache, g),))
 
 
-# -- arithmetic, reductions and shapes, in NumPy ------------------------------------------------
-
-
-def _broadcast(op: str, a, b):
-    try:
-        np.broadcast_shapes(np.shape(a), np.shape(b))
-    except ValueError:
-        raise ValueError(f"{op}: shapes {np.shape(a)} and {np.shape(b)} do not broadcast") from None
-
-
-def _binary(name: str, compute, vjp) -> Primitive:
-    def forward(a, b):
-        _broadcast(name, a, b)
-        return compute(a, b), (a, b)
-
-    return Primitive(name, forward, vjp)
-
-
-add = _binary("add", np.add, lambda ab, g, needs: (g, g))
-subtract = _binary("subtract", np.subtract, lambda ab, g, needs: (g, -g))
-multiply = _binary("multiply", np.multiply, lambda ab, g, needs: (g * ab[1], g * ab[0]))
-divide = _binary("divide", np.divide, lambda ab, g, needs: (g / ab[1], -g * ab[0] / np.square(ab[1])))
-
-
-def _maximum_vjp(ab, g, needs):
-    a, b = ab
-    a_wins = np.where(a > b, 1.0, np.where(a == b, 0.5, 0.0))  # ties share the gradient, as in JAX
-    return g * a_wins, g * (1.0 - a_wins)
-
-
-maximum = _binary("maximum", np.maximum, _maximum_vjp)
-negative = Primitive("negative", lambda x: (np.negative(x), None), lambda _, g, needs: (-g,))
-exp = Primitive("exp", lambda x: ((y := np.exp(x)), y), lambda y, g, needs: (g * y,))
-log = Primitive("log", lambda x: (np.log(x), x), lambda x, g, needs: (g / x,))
-square = Primitive("square", lambda x: (np.square(x), x), lambda x, g, needs: (2 * g * x,))
-sqrt = Primitive("sqrt", lambda x: ((y := np.sqrt(x)), y), lambda y, g, needs: (g / (2 * y),))
-
-
-def _power_vjp(saved, g, needs):
-    x, p, y = saved
-    dx = g * p * np.power(x, p - 1) if needs[0] else None
-    dp = g * y * np.log(x) if len(needs) > 1 and needs[1] else None  # a traced exponent: x > 0
-    return dx, dp
-
-
-power = Primitive("power", lambda x, p: ((y := np.power(x, p)), (x, p, y)), _power_vjp)
-
-
-def matmul_forward(a, b):
-    """a @ b for 1-D or 2-D a (n, k) and b (k, m)."""
-    sa, sb = np.shape(a), np.shape(b)
-    if len(sa) not in (1, 2) or len(sb) not in (1, 2) or sa[-1] != sb[0]:
-        raise ValueError(f"matmul: expected a (n, k) and b (k, m) (or vectors), got {sa} and {sb}")
-    return np.matmul(a, b), (a, b)
-
-
-def matmul_vjp(ab, g, needs):
-    a, b = ab
-    a2 = a if np.ndim(a) == 2 else np.reshape(a, (1, -1))
-    b2 = b if np.ndim(b) == 2 else np.reshape(b, (-1, 1))
-    g2 = np.reshape(g, (a2.shape[0], b2.shape[1]))
-    da = (g2 @ b2.T).reshape(np.shape(a)) if needs[0] else None
-    db = (a2.T @ g2).reshape(np.shape(b)) if needs[1] else None
-    return da, db
-
-
-matmul = Primitive("matmul", matmul_forward, matmul_vjp)
-transpose = Primitive("transpose", lambda x: (np.transpose(x), None), lambda _, g, needs: (np.transpose(g),))
-
-
-def reshape_forward(x, shape):
-    try:
-        return np.reshape(x, shape), np.shape(x)
-    except ValueError:
-        raise ValueError(f"reshape: cannot reshape {np.shape(x)} into {shape}") from None
-
-
-reshape = Primitive("reshape", reshape_forward, lambda shape, g, needs: (np.reshape(g, shape),))
-
-
-def flatten(x):
-    """x (n, ...) -> (n, prod(...)): one row per example."""
-    return reshape(x, shape=(np.shape(x.value if isinstance(x, Traced) else x)[0], -1))
-
-
-def _expand(g, shape, axis, keepdims):
-    """The cotangent of a reduction over ``axis``, broadcast back to the input's shape."""
-    if axis is not None and not keepdims:
-        g = np.expand_dims(g, axis)
-    return np.broadcast_to(g, shape)
-
-
-def _reduced(shape, axis) -> int:
-    if axis is None:
-        return int(np.prod(shape))
-    axes = axis if isinstance(axis, tuple) else (axis,)
-    return int(np.prod([shape[a] for a in axes]))
-
-
-def _reduction(name: str, reduce):
-    def forward(x, axis=None, keepdims=False):
-        try:
-            return reduce(x, axis=axis, keepdims=keepdims), (np.shape(x), axis, keepdims)
-        except (np.exceptions.AxisError, ValueError) as e:
-            raise ValueError(f"{name}: cannot reduce shape {np.shape(x)} over axis {axis}: {e}") from None
-
-    return forward
-
-
-sum = Primitive("sum", _reduction("sum", np.sum), lambda s, g, needs: (_expand(g, *s),))
-mean = Primitive("mean", _reduction("mean", np.mean), lambda s, g, needs: (_expand(g, *s) / _reduced(s[0], s[1]),))
-
-
-def _take_vjp(saved, g, needs):
-    shape, dtype, index = saved
-    dx = np.zeros(shape, dtype=np.result_type(dtype, g))
-    parts = index if isinstance(index, tuple) else (index,)
-    if all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice)) for p in parts):
-        dx[index] += g  # basic indexing: a view, no element twice
-    else:
-        np.add.at(dx, index, g)  # an index may repeat: its cotangents add up
-    return (dx,)
-
-
-take = Primitive("take", lambda x, index: (np.asarray(x)[index], (np.shape(x), np.result_type(x), index)),
-                 _take_vjp)
+# arithmetic, reductions and shapes, in NumPy (array_ops.py), also used by traced values' operators
+from .array_ops import (  # noqa: E402, F401
+    add,
+    divide,
+    exp,
+    flatten,
+    log,
+    matmul,
+    maximum,
+    mean,
+    multiply,
+    negative,
+    power,
+    reshape,
+    sqrt,
+    square,
+    subtract,
+    sum,
+    take,
+    transpose,
+)

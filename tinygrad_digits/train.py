@@ -65,8 +65,10 @@ def network_of(model) -> layers.Layer | None:
         return model.network()
     if callable(model):
         return None
-    raise ValueError(f"train: expected a layer, a ModelSpec or a function apply(params, x, rng), "
-                     f"got {type(model).__name__}")
+    raise ValueError(
+        f"train: expected a layer, a ModelSpec or a function apply(params, x, rng), "
+        f"got {type(model).__name__}"
+    )
 
 
 def _apply_of(model) -> Callable:
@@ -74,8 +76,14 @@ def _apply_of(model) -> Callable:
     return model if network is None else network.apply
 
 
-def evaluate_loss_accuracy(model, params: dict, x: np.ndarray, labels: np.ndarray, batch_size: int = 4096,
-                           loss: Callable | None = None):
+def evaluate_loss_accuracy(
+    model,
+    params: dict,
+    x: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int = 4096,
+    loss: Callable | None = None,
+):
     """(mean loss, accuracy) of ``model`` on normalized inputs x (n, ...) with int labels (n,);
     accuracy counts the rows whose first largest output is the label."""
     if len(x) == 0:
@@ -125,7 +133,9 @@ def train(
     y_train = np.asarray(y_train, dtype=np.int64)
     y_val = np.asarray(y_val, dtype=np.int64)
     if len(x_train) != len(y_train) or len(x_train) == 0:
-        raise ValueError(f"need as many training images as labels (> 0), got {len(x_train)} and {len(y_train)}")
+        raise ValueError(
+            f"need as many training images as labels (> 0), got {len(x_train)} and {len(y_train)}"
+        )
     network = network_of(model)
     if network is not None:
         layers.check_params(network, params, x_train.shape[1:])
