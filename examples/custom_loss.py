@@ -33,12 +33,8 @@ def loss_fn(params, x, labels):
 
 
 rng = np.random.default_rng(0)
-params = {
-    "w1": rng.uniform(-0.087, 0.087, (784, 256)).astype(np.float32),
-    "b1": np.zeros(256, np.float32),
-    "w2": rng.uniform(-0.15, 0.15, (256, 10)).astype(np.float32),
-    "b2": np.zeros(10, np.float32),
-}
+params = td.Sequential(td.Dense(256, "relu"), td.Dense(10)).init(rng, (784,))  # He and Glorot uniform
+params = {"w1": params["dense0.W"], "b1": params["dense0.b"], "w2": params["dense1.W"], "b2": params["dense1.b"]}
 optimizer = O.OptimizerConfig("adam", learning_rate=0.002, total_steps=args.epochs * (len(x) // 128 + 1))
 state, step = O.init(optimizer, params), td.value_and_grad(loss_fn)
 for epoch in range(args.epochs):
