@@ -33,8 +33,9 @@ def loss_fn(params, x, labels):
 
 
 rng = np.random.default_rng(0)
-params = td.Sequential(td.Dense(256, "relu"), td.Dense(10)).init(rng, (784,))  # He and Glorot uniform
-params = {"w1": params["dense0.W"], "b1": params["dense0.b"], "w2": params["dense1.W"], "b2": params["dense1.b"]}
+params = {}  # He uniform for the ReLU layer, Glorot uniform for the logits: the layers' own initializers
+params["w1"], params["b1"] = td.Dense(256, "relu").init(rng, (784,)).values()
+params["w2"], params["b2"] = td.Dense(10).init(rng, (256,)).values()
 optimizer = O.OptimizerConfig("adam", learning_rate=0.002, total_steps=args.epochs * (len(x) // 128 + 1))
 state, step = O.init(optimizer, params), td.value_and_grad(loss_fn)
 for epoch in range(args.epochs):
