@@ -165,10 +165,16 @@ def test_spec_rejects_bad_alpha(alpha):
         M.ModelSpec(hidden=(4,), activations=("leaky_relu",), alpha=alpha)
 
 
-@pytest.mark.parametrize("std", [0.0, -1.0, math.nan])
-def test_spec_rejects_nonpositive_input_std(std):
-    with pytest.raises(ValueError, match="input_std must be positive"):
+@pytest.mark.parametrize("std", [0.0, -1.0, 1e-300, math.nan, math.inf])
+def test_spec_rejects_input_std_that_is_not_a_positive_finite_number(std):
+    with pytest.raises(ValueError, match="input_std must be"):
         M.ModelSpec(input_std=std)
+
+
+@pytest.mark.parametrize("mean", [math.nan, math.inf, "0.1", True])
+def test_spec_rejects_an_input_mean_that_is_not_a_finite_number(mean):
+    with pytest.raises(ValueError, match="input_mean must be a finite number"):
+        M.ModelSpec(input_mean=mean)
 
 
 def test_one_activation_is_broadcast_to_every_hidden_layer():

@@ -223,7 +223,7 @@ def test_object_arrays_are_refused_not_unpickled(tmp_path, where):
         path = write_npz(tmp_path / "evil.npz", params, header_of())
     else:
         path = write_npz(tmp_path / "evil.npz", params, payload)
-    assert_refused(path, "not a readable model file")
+    assert_refused(path, "holds Python objects" if where == "param" else "no __model__ header")
     assert not canary.exists(), "load_model unpickled an object array"
 
 
@@ -245,7 +245,7 @@ def test_missing_file(tmp_path):
 
 
 def test_a_directory_is_not_a_model_file(tmp_path):
-    assert_refused(tmp_path, "no such model file")
+    assert_refused(tmp_path, "not a regular file")
 
 
 def test_empty_file(tmp_path):
@@ -334,7 +334,7 @@ def test_header_that_is_not_a_json_object(tmp_path, model, header):
 def test_shapes_not_matching_the_spec(tmp_path, model):
     _, params = model
     wider = M.ModelSpec(hidden=(10, 5), activations=("leaky_relu", "tanh"), alpha=0.2)
-    assert_refused(write_npz(tmp_path / "s.npz", params, header_of(wider)), r"dense0.W has shape \(784, 9\)")
+    assert_refused(write_npz(tmp_path / "s.npz", params, header_of(wider)), r"dense0.W is [\d,]+ bytes, not an array of shape \(784, 10\)")
 
 
 def test_missing_and_extra_params(tmp_path, model):
@@ -357,7 +357,7 @@ def test_integer_params(tmp_path, model):
     _, params = model
     params["dense2.b"] = np.zeros(10, dtype=np.int64)
     assert_refused(
-        write_npz(tmp_path / "i.npz", params, header_of()), "parameter dense2.b is not a finite float"
+        write_npz(tmp_path / "i.npz", params, header_of()), "parameter dense2.b is <i8, expected little-endian float32 or float64"
     )
 
 
@@ -368,7 +368,7 @@ def test_unreadable_array_inside_a_zip(tmp_path, saved):
     data[at : at + 6] = b"XXXXXX"
     path = tmp_path / "damaged.npz"
     path.write_bytes(bytes(data))
-    assert_refused(path, "not a readable model file")
+    assert_refused(path, "bad model file: the magic string is not correct")
 
 
 # -- any architecture, as data -------------------------------------------------------------

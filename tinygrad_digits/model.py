@@ -53,8 +53,12 @@ class ModelSpec:
             ops.activation_code(a)
         if not (math.isfinite(self.alpha) and self.alpha >= 0):
             raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha}")
-        if not self.input_std > 0:
-            raise ValueError(f"input_std must be positive, got {self.input_std}")
+        for name in ("input_mean", "input_std"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if not 1e-6 <= self.input_std <= 1e6:
+            raise ValueError(f"input_std must be positive, in [1e-6, 1e6], got {self.input_std}")
         if not 0 <= self.dropout < 1:
             raise ValueError(
                 f"dropout is the fraction of units dropped: expected 0 <= dropout < 1, got {self.dropout}"
@@ -106,6 +110,13 @@ class ModelSpec:
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown model spec fields: {', '.join(sorted(unknown))}")
+        for name, value in d.items():
+            items = value if name in ("hidden", "activations") else [value]
+            kind = str if name == "activations" else int if name in ("hidden", "inputs", "outputs") else float
+            if name in ("hidden", "activations") and not isinstance(value, list) or not all(
+                    isinstance(v, kind) or kind is float and isinstance(v, int) for v in items) or any(
+                    isinstance(v, bool) for v in items):
+                raise ValueError(f"model spec field {name} has the wrong type: {str(value)[:40]}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 

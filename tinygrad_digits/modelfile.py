@@ -4,8 +4,12 @@ The header (stored as the 0-d unicode array ``__model__``) carries the format ve
 package version, the architecture as data (``architecture``: ``network.Network``'s JSON, a list
 of layers with the input's shape and scaling), for the CLI's MLPs also their ``ModelSpec``
 (``spec``), and whatever the caller adds: the training config, the split seed, metrics. Files of
-format version 1 (version 0.1 of the package) hold the spec alone; they load as they did. Files are written atomically (a temporary file in the same
-directory, flushed, then renamed over the target), so a crash never leaves half a model.
+format version 1 (version 0.1 of the package) hold the spec alone; they load as they did.
+
+Files are written atomically (a temporary file in the same directory, flushed, then renamed over
+the target), so a crash never leaves half a model. Loading trusts nothing in the file: the header
+is checked against a schema (``schema.py``) and the arrays are read by ``npz_reader``, sizes
+first, from the zip directory.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import layers
+from . import layers, resources
 from .model import ModelSpec
 from .network import Network
+from .npz_reader import MAX_NPY_HEADER, NpzReader
+from .schema import FORMAT, FORMAT_VERSION, strict
+from .schema import check_header as _check_header
 
-FORMAT = "tinygrad-digits-model"
-FORMAT_VERSION = 2
 HEADER = "__model__"
 
 
@@ -50,7 +55,7 @@ def save_model(path: str | Path, spec: ModelSpec | Network, params: dict, meta: 
     if isinstance(spec, ModelSpec):
         header["spec"] = spec.to_json()
     arrays = {key: np.ascontiguousarray(value) for key, value in params.items()}
-    arrays[HEADER] = np.array(json.dumps(header))
+    arrays[HEADER] = np.array(json.dumps(strict(header), allow_nan=False))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide the model from other users
@@ -75,39 +80,75 @@ def load_model(path: str | Path) -> tuple[ModelSpec | Network, dict, dict]:
     """Read a model file -> (model, params {key: float array}, header dict): the model is a
     ModelSpec for the CLI's MLPs (and every version-1 file), else a Network.
 
-    Raises ModelFileError for a missing, truncated, foreign or inconsistent file.
+    The header is checked against its schema (``_check_header``) and every array's size, from
+    the zip directory, against the shapes the architecture gives, before any array is read.
+    Raises ModelFileError, naming the file, for anything that is not a valid model file.
     """
     path = Path(path)
     if not path.is_file():
-        raise ModelFileError(f"{path}: no such model file")
+        raise ModelFileError(
+            f"{path}: no such model file" if not path.exists() else f"{path}: not a regular file"
+        )
     if not zipfile.is_zipfile(path):
         raise ModelFileError(f"{path}: not a model file (expected an .npz archive written by 'digits train')")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise ModelFileError(f"{path}: not a readable model file ({type(e).__name__}: {e})".splitlines()[0]) from None
-    raw = arrays.pop(HEADER, None)
-    if raw is None or raw.dtype.kind != "U" or raw.ndim != 0:
-        raise ModelFileError(f"{path}: not a tinygrad-digits model (no {HEADER} header)")
-    try:
-        header = json.loads(str(raw))
-        if not isinstance(header, dict) or not (isinstance(header.get("spec"), dict)
-                                                or isinstance(header.get("architecture"), dict)):
-            raise ValueError("the header is not a JSON object with an architecture")
-        if header.get("format") != FORMAT:
-            raise ValueError(f"format is {header.get('format')!r}, expected {FORMAT!r}")
-        if header.get("format_version", 0) > FORMAT_VERSION:
-            raise ValueError(f"format version {header['format_version']} is newer than this program's")
-        spec = _model_of(header)
-        architecture = spec.architecture() if isinstance(spec, ModelSpec) else spec
-        layers.check_params(architecture.layers, arrays, architecture.input_shape)
-    except (ValueError, KeyError, TypeError) as e:
-        raise ModelFileError(f"{path}: bad model file: {e}") from None
+        with NpzReader(path) as npz:
+            if HEADER not in npz.members:
+                raise ModelFileError(f"{path}: not a tinygrad-digits model (no {HEADER} header)")
+            try:
+                text = npz.read_text(HEADER)
+            except ValueError:
+                raise ModelFileError(f"{path}: not a tinygrad-digits model (no {HEADER} header)") from None
+            header = _parse_header(text)
+            spec = _model_of(header)
+            architecture = spec.architecture() if isinstance(spec, ModelSpec) else spec
+            shapes = architecture.param_shapes()
+            names = set(npz.members) - {HEADER}
+            if names != set(shapes):
+                raise ValueError(
+                    f"parameters do not fit the model: missing {sorted(set(shapes) - names)}, "
+                    f"extra {sorted(names - set(shapes))}"
+                )
+            _check_sizes(npz, shapes)
+            arrays = {key: npz.read_float(key, shapes[key]) for key in shapes}
+    except ModelFileError:
+        raise
+    except MemoryError:
+        raise ModelFileError(f"{path}: not enough memory to load this model") from None
+    except RecursionError:
+        raise ModelFileError(f"{path}: bad model file: its header is nested too deeply") from None
+    except Exception as e:  # a model file is untrusted input: any failure is a bad file
+        message = f"{e}" if isinstance(e, (ValueError, KeyError, TypeError)) else f"{type(e).__name__}: {e}"
+        raise ModelFileError(f"{path}: bad model file: {message}".splitlines()[0]) from None
     for key, value in arrays.items():
-        if value.dtype.kind != "f" or not np.all(np.isfinite(value)):
+        if not np.all(np.isfinite(value)):
             raise ModelFileError(f"{path}: parameter {key} is not a finite float array")
     return spec, arrays, header
+
+
+def _parse_header(text: str) -> dict:
+    header = json.loads(text)
+    _check_header(header)
+    return header
+
+
+def _check_sizes(npz: NpzReader, shapes: dict) -> None:
+    """Every array's uncompressed size (from the zip directory) fits its shape, and the whole fits
+    in the memory available, before anything is decompressed."""
+    total = 0
+    for key, shape in shapes.items():
+        count = int(np.prod(shape, dtype=np.int64))
+        if not count * 4 <= npz.size(key) <= count * 8 + MAX_NPY_HEADER:
+            raise ValueError(
+                f"parameter {key} is {npz.size(key):,} bytes, not an array of shape {tuple(shape)}"
+            )
+        total += npz.size(key)
+    available = resources.available_memory()
+    if total > available:
+        raise ValueError(
+            f"its parameters need {resources.human(total)}, more than the "
+            f"{resources.human(available)} of memory available"
+        )
 
 
 def _model_of(header: dict) -> ModelSpec | Network:
