@@ -237,8 +237,15 @@ def test_grid_keys_and_records_file(tmp_path):
     assert runs[-1].seed == 1 and runs[-1].epochs == 3
     assert len({sw.run_key(r) for r in runs}) == 8
     assert sw.run_key(runs[0]) == sw.run_key(sw.grid([(64,)], ["relu"], [0], base)[0])
-    (tmp_path / sw.RESULTS).write_text('{"key": "a", "x": 1}\n{"key": "b"\n{"key": "a", "x": 2}\n')
-    assert sw.load_records(tmp_path) == {"a": {"key": "a", "x": 2}}  # a cut-short line is skipped
+    whole = {"key": "a", "label": "64-relu", "hidden": [64], "activation": "relu", "seed": 0, "config": {},
+             "n_params": 50890, "test_accuracy": 0.9, "test_loss": 0.3, "val_accuracy": None, "val_loss": 0.3,
+             "per_digit_accuracy": [0.9] * 10, "seconds_per_epoch": 0.2, "epochs_done": 3}
+    lines = [{**whole, "test_accuracy": 0.8}, '{"key": "b"', whole, {"key": "a"}, {**whole, "seed": "x"},
+             {**whole, "key": "c", "per_digit_accuracy": [1]}]
+    (tmp_path / sw.RESULTS).write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
+    records = sw.load_records(tmp_path)  # cut-short lines and partial or mistyped records are skipped
+    assert list(records) == ["a"] and records["a"]["test_accuracy"] == 0.9
+    assert math.isnan(records["a"]["val_accuracy"])  # null in the file: not a number
 
 
 # ---------------------------------------------------------------- evaluate --misclassified

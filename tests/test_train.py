@@ -16,6 +16,7 @@ import pytest
 from conftest import numpy_cross_entropy, numpy_mlp_logits
 
 from tinygrad_digits import fastpath as F
+from tinygrad_digits import ops
 from tinygrad_digits import model as M
 from tinygrad_digits import optimizers as O
 from tinygrad_digits import train as T
@@ -361,3 +362,57 @@ def _spy(cls, taken: list):
         return cls(*args, **kwargs)
 
     return make
+
+
+# ---------------------------------------------------------------- divergence that stays finite
+
+
+def test_a_finite_loss_that_climbs_far_above_the_first_epochs_stops_as_diverged(monkeypatch):
+    calls = {"n": 0}
+
+    def apply(params, x, rng=None):  # logits that get worse every epoch, through the params
+        return ops.dense(x, params["W"], params["b"])
+
+    x, y = blobs(64)
+    params = {"W": np.zeros((12, 4), np.float32), "b": np.zeros(4, np.float32)}
+    real = T._GeneralStep.epoch
+
+    def epoch(self, *args):
+        calls["n"] += 1
+        out = real(self, *args)
+        params["W"][...] = -30.0 * calls["n"] * np.eye(12, 4, dtype=np.float32)  # wrong and more so
+        return out
+
+    monkeypatch.setattr(T._GeneralStep, "epoch", epoch)
+    config, optimizer = T.TrainConfig(epochs=5, batch_size=16), O.OptimizerConfig("sgd", 1e-3)
+    result = T.train(apply, params, x, y, x[:0], y[:0], config, optimizer)
+    assert result.stopped.startswith("diverged: the training loss climbed")
+    assert "kept the parameters of epoch 1" in result.stopped
+    assert len(result.history) == 1
+
+
+def test_validation_at_chance_with_an_exploding_loss_stops_in_the_first_epoch_and_keeps_the_start():
+    x, y = blobs(200)
+    xv, yv = blobs(60, seed=1)
+    params = M.init_params(RELU, np.random.default_rng(0))
+    initial = {k: v.copy() for k, v in params.items()}
+    config = T.TrainConfig(epochs=2, batch_size=32)
+    result = T.train(RELU, params, x, y, xv, yv, config, O.OptimizerConfig("sgd", 300.0, schedule="constant"))
+    assert result.stopped.startswith("diverged: validation accuracy fell to chance")
+    assert "kept the parameters of epoch 0" in result.stopped and result.history == []
+    assert_params_equal(params, initial)
+
+
+def test_a_diverged_run_does_not_replace_a_good_model_file(tmp_path, mnist_splits):
+    from tinygrad_digits import app
+    from tinygrad_digits.modelfile import load_model
+
+    out = tmp_path / "good.npz"
+    app.train_and_save(app.TrainRun(epochs=1, train_size=2000), mnist_splits, out)
+    before = out.read_bytes()
+    bad = app.TrainRun(epochs=1, train_size=2000, optimizer="sgd", learning_rate=300.0, schedule="constant",
+                       weight_decay=0.0)
+    outcome = app.train_and_save(bad, mnist_splits, out)
+    assert outcome["result"].stopped.startswith("diverged") and not outcome["saved"]
+    assert out.read_bytes() == before
+    load_model(out)

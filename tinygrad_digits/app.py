@@ -180,10 +180,10 @@ def train_and_save(run: TrainRun, splits, out: str | Path, on_batch=None, on_epo
             "test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"],
             "val_accuracy": last.get("val_accuracy"), "val_loss": last.get("val_loss"),
         }
-        if not (result.stopped and result.stopped.startswith("diverged")):
-            save_model(out, spec, params, {**meta, "history": history, "metrics": summary,
-                                           "epochs_done": len(history), "stopped": result.stopped})
-            saved["any"] = True
+        # a diverged run's params are those of its best epoch, as train restored them
+        save_model(out, spec, params, {**meta, "history": history, "metrics": summary,
+                                       "epochs_done": len(history), "stopped": result.stopped})
+        saved["any"] = True
     return {"spec": spec, "result": result, "metrics": metrics, "saved": saved["any"], "config": meta["training"]}
 
 

@@ -64,9 +64,30 @@ def run_key(run: TrainRun) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+_RECORD_FIELDS = {"key": str, "label": str, "hidden": list, "activation": str, "seed": int, "config": dict,
+                  "n_params": int, "test_accuracy": float, "test_loss": float, "val_accuracy": float,
+                  "val_loss": float, "per_digit_accuracy": list, "seconds_per_epoch": float, "epochs_done": int}
+
+
+def _valid_record(record) -> bool:
+    """Whether a line of runs.jsonl is a whole record, as run_one writes it."""
+    if not isinstance(record, dict):
+        return False
+    for name, kind in _RECORD_FIELDS.items():
+        value = record.get(name)
+        if kind is float:
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                return False
+        elif isinstance(value, bool) or not isinstance(value, kind):
+            return False
+    digits = record["per_digit_accuracy"]
+    return len(digits) == 10 and all(v is None or isinstance(v, (int, float)) for v in digits)
+
+
 def load_records(out_dir: str | Path) -> dict[str, dict]:
     """The records in ``<out_dir>/runs.jsonl`` by key (the last one wins); lines that do not
-    parse (a write cut short by a crash) are skipped."""
+    parse or are not whole records (a write cut short by a crash, a hand edit) are skipped, so
+    their runs train again."""
     path = Path(out_dir) / RESULTS
     records: dict[str, dict] = {}
     if not path.is_file():
@@ -76,8 +97,9 @@ def load_records(out_dir: str | Path) -> dict[str, dict]:
             record = json.loads(line)
         except ValueError:
             continue
-        if isinstance(record, dict) and "key" in record:
-            records[record["key"]] = record
+        if _valid_record(record):
+            records[record["key"]] = {k: (math.nan if v is None and _RECORD_FIELDS.get(k) is float else v)
+                                      for k, v in record.items()}
     return records
 
 
