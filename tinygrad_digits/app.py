@@ -105,6 +105,25 @@ class Prepared:
     y_val: np.ndarray
 
 
+# float32 copies of the parameters a run holds at once: the params, their gradients, two Adam
+# slots, the best epoch's copy, and the fused kernels' flat params, gradients and slots
+PARAM_COPIES = 10
+
+
+def check_memory(spec, batch_size: int) -> None:
+    """ValueError naming --hidden when the spec's parameters and a batch's activations would not
+    fit in the memory available now; nothing is allocated to find out."""
+    from . import resources
+
+    activations = batch_size * (spec.inputs + sum(spec.hidden) + spec.outputs) * 4 * 4
+    needed = spec.n_params() * 4 * PARAM_COPIES + activations
+    available = resources.available_memory()
+    if needed > available:
+        raise ValueError(f"--hidden {','.join(map(str, spec.hidden))}: {spec.n_params():,} parameters need about "
+                         f"{resources.human(needed)} of memory to train, more than the "
+                         f"{resources.human(available)} available")
+
+
 def prepare(run: TrainRun, splits) -> Prepared:
     """The model, params, configs and data of ``run`` (``train_and_save`` and ``compare`` alike).
 
@@ -123,6 +142,7 @@ def prepare(run: TrainRun, splits) -> Prepared:
         x_train, y_train = x_train[: run.train_size], y_train[: run.train_size]
     mean, std = float(x_train.mean()), float(x_train.std())
     spec = M.ModelSpec(**run.spec_args, input_mean=mean, input_std=std)
+    check_memory(spec, run.batch_size)
     params = M.init_params(spec, np.random.default_rng(run.seed), run.init)
     config = T.TrainConfig(epochs=run.epochs, batch_size=run.batch_size, seed=run.seed)
     optimizer = O.OptimizerConfig(
@@ -137,15 +157,18 @@ def train_and_save(run: TrainRun, splits, out: str | Path, on_batch=None, on_epo
     """Build, train and save one model; the file is rewritten atomically after every epoch.
 
     Returns {"spec", "result" (TrainResult), "metrics" (test metrics; {} if nothing trained),
-    "saved" (bool), "config"}. An interrupted run saves what it trained so far; a diverged run
-    keeps the checkpoint of its last good epoch. With ``run.all_data`` the validation images
-    join the training set (before ``train_size`` is applied) and no validation is reported.
+    "saved" (bool), "config", "replaced" (bool: another writer replaced the file since this run
+    last wrote it)}. An interrupted run saves what it trained so far; a diverged run saves its
+    best epoch's params, if any epoch finished (else the file is left as it was). With
+    ``run.all_data`` the validation images join the training set (before ``train_size`` is
+    applied) and no validation is reported.
     """
     from . import metrics as metrics_mod
     from . import model as M
     from . import train as T
     from .augment import BatchAugmenter, augmentation
     from .modelfile import save_model
+    from .outputs import Ownership
 
     out = Path(out)
     prepared = prepare(run, splits)
@@ -158,10 +181,16 @@ def train_and_save(run: TrainRun, splits, out: str | Path, on_batch=None, on_epo
                      "input_scaling": INPUT_SCALING, "optimizer_config": optimizer.to_json()},
     }
     saved = {"any": False}
+    owner = Ownership(out)
+
+    def save(params, fields: dict) -> None:
+        owner.check()  # another run may have written the same file since
+        save_model(out, spec, params, {**meta, "history": history, **fields})
+        owner.wrote()
+        saved["any"] = True
 
     def checkpoint(record, params):
-        saved["any"] = True
-        save_model(out, spec, params, {**meta, "history": history, "epochs_done": record["epoch"]})
+        save(params, {"epochs_done": record["epoch"]})
         if on_epoch is not None:
             on_epoch(record, params)
 
@@ -181,10 +210,10 @@ def train_and_save(run: TrainRun, splits, out: str | Path, on_batch=None, on_epo
             "val_accuracy": last.get("val_accuracy"), "val_loss": last.get("val_loss"),
         }
         # a diverged run's params are those of its best epoch, as train restored them
-        save_model(out, spec, params, {**meta, "history": history, "metrics": summary,
-                                       "epochs_done": len(history), "stopped": result.stopped})
-        saved["any"] = True
-    return {"spec": spec, "result": result, "metrics": metrics, "saved": saved["any"], "config": meta["training"]}
+        save(params, {"metrics": summary, "epochs_done": len(history), "stopped": result.stopped})
+    owner.check()
+    return {"spec": spec, "result": result, "metrics": metrics, "saved": saved["any"], "config": meta["training"],
+            "replaced": owner.lost}
 
 
 def train_report(outcome: dict, out: Path) -> dict:
