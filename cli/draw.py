@@ -36,9 +36,6 @@ class DisplayError(click.ClickException):
     exit_code = 2
 
 
-def register(main: click.Group) -> None:
-    main.add_command(draw)
-
 
 @click.command()
 @click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
