@@ -540,7 +540,8 @@ def test_modules_import_only_stdlib_numpy_and_each_other(module: str) -> None:
         if name.split(".")[0] not in sys.stdlib_module_names
         and name.split(".")[0] not in ("numpy", "__future__")
     }
-    assert all(name.startswith(("tinygrad_digits.paths", "tinygrad_digits.data_")) for name in outside), outside
+    prefixes = ("tinygrad_digits.paths", "tinygrad_digits.data_")
+    assert all(name.startswith(prefixes) for name in outside), outside
 
 
 def test_no_module_of_the_data_is_long() -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from tinygrad_digits import data, data_cache, paths
 from tinygrad_digits.data import FILES
+from tinygrad_digits.data_splits import scale, split_scaled
 
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "mnist"
 FIELDS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
@@ -163,3 +164,30 @@ def test_entries_of_builds_that_died_are_cleared_but_fresh_ones_kept(source) -> 
     os.utime(stale, (0, 0))
     data.load_splits(source)
     assert sorted(p.name for p in root.iterdir()) == sorted([fresh.name, data_cache.source_key(source)])
+
+
+def test_released_rows_read_back_the_same(source, expected) -> None:
+    data.load_splits(source)
+    train_x, _, test_x, _ = data_cache.load_arrays(source)
+    before = np.array(train_x[100:5000])
+    data_cache.release_rows(train_x, 0, len(train_x))
+    data_cache.release_rows(np.zeros((3, 4), np.float32), 0, 3)  # not a map: nothing to do
+    assert np.array_equal(train_x[100:5000], before)
+    assert np.array_equal(test_x, expected.x_test)
+
+
+@pytest.mark.parametrize("n", [1, 7, 4097, 9000])
+def test_split_scaled_is_split_of_the_scaled_images(rng, n) -> None:
+    images = rng.integers(0, 256, (n, 3, 5), dtype=np.uint8)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    test = rng.integers(0, 256, (2, 3, 5), dtype=np.uint8)
+    test_labels = np.array([1, 2], np.uint8)
+    validation = n // 3
+    released = []
+    got = split_scaled(
+        scale(images), labels, scale(test), test_labels, seed=2,
+        validation=validation, release=lambda start, stop: released.append((start, stop)),
+    )
+    assert_same(got, data.split(images, labels, test, test_labels, seed=2, validation=validation))
+    assert released[0][0] == 0 and released[-1][1] == n  # every row read, in order, once
+    assert all(a[1] == b[0] for a, b in zip(released, released[1:]))

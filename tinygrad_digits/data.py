@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 
-from tinygrad_digits.data_cache import load_arrays
+from tinygrad_digits.data_cache import load_arrays, release_rows
 from tinygrad_digits.data_files import (
     DATA_ENV,
     FILES,
@@ -71,7 +71,13 @@ def load_splits(
 
     The decoded, scaled arrays come from the per-user cache (``data_cache``), so only the first
     run decodes the files; the result is the same. ``x_test`` is a read-only memory map; the
-    other arrays are gathered into memory. Raises ``DataError`` as ``load_mnist`` does.
+    training and validation images are gathered into memory, the map of all training images read
+    through once and let go page by page, so they are resident once, not twice. Raises
+    ``DataError`` as ``load_mnist`` does.
     """
     directory = ensure_data(data_dir, progress=progress)
-    return split_scaled(*load_arrays(directory), seed=seed, validation=validation)
+    train_x, train_labels, test_x, test_labels = load_arrays(directory)
+    return split_scaled(
+        train_x, train_labels, test_x, test_labels, seed=seed, validation=validation,
+        release=lambda start, stop: release_rows(train_x, start, stop),
+    )

@@ -11,9 +11,10 @@ pages are shared with the page cache instead of being copied into the process.
 - Entries are built from verified files only (``load_mnist`` checks every checksum), written into
   a temporary directory beside the entry, synced, and renamed into place: an entry under its final
   name is complete. Building one removes the entries of other sources.
-- Nothing read from the cache is trusted: each file is opened with ``np.load(mmap_mode="r",
-  allow_pickle=False)`` and its dtype, shape (those the source files' IDX headers announce) and
-  layout checked, and the labels' range, before use. An entry that fails is removed and rebuilt.
+- Nothing read from the cache is trusted: each file's ``.npy`` header is parsed (never
+  unpickled) and its dtype, shape (those the source files' IDX headers announce), C order and
+  length checked, and the labels' range, before it is mapped. An entry that fails is removed
+  and rebuilt.
 - Where the cache cannot be written, the arrays are decoded into memory as before.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import mmap
 import os
 import shutil
 import tempfile
@@ -35,7 +37,7 @@ from tinygrad_digits.data_files import FILES, load_mnist
 from tinygrad_digits.data_idx import DataError, idx_shape
 from tinygrad_digits.data_splits import scale
 
-__all__ = ["cache_root", "load_arrays", "source_key"]
+__all__ = ["cache_root", "load_arrays", "release_rows", "source_key"]
 
 FORMAT = 1  # bump when the layout or the scaling of the cached arrays changes
 _STALE_SECONDS = 3600  # a temporary directory this old was left by a build that died
@@ -97,17 +99,58 @@ def _open(entry: Path, expected: dict) -> Arrays | None:
     arrays = []
     for stem, (shape, dtype) in expected.items():
         try:
-            array = np.load(entry / f"{stem}.npy", mmap_mode="r", allow_pickle=False)
+            array = _map(entry / f"{stem}.npy", shape, dtype)
         except (OSError, ValueError, EOFError):
             return None
-        if not isinstance(array, np.ndarray) or array.dtype != dtype or array.shape != shape:
+        if array is None or (stem.endswith("labels") and array.size and array.max() > 9):
             return None
-        if not array.flags.c_contiguous:
-            return None
-        if stem.endswith("labels") and array.size and array.max() > 9:
-            return None
-        arrays.append(array.view(np.ndarray))
+        arrays.append(array)
     return tuple(arrays)
+
+
+def _map(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
+    """A read-only array over a memory map of the ``.npy`` file ``path``, or None when its header
+    is not exactly ``shape``, ``dtype``, C order, or the file is too short to hold it. The
+    header is parsed by NumPy's ``format`` functions; nothing is unpickled."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            found_shape, fortran, found_dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            found_shape, fortran, found_dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            return None
+        offset = f.tell()
+        if found_shape != shape or found_dtype != dtype or fortran:
+            return None
+        count = math.prod(shape)
+        if os.fstat(f.fileno()).st_size < offset + count * dtype.itemsize:
+            return None
+        if count == 0:
+            return np.empty(shape, dtype)
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    return np.frombuffer(mapped, dtype, count, offset).reshape(shape)
+
+
+def release_rows(array: np.ndarray, start: int, stop: int) -> None:
+    """Let the process drop its pages of rows ``start:stop`` of a cached array (they stay in the
+    page cache and come back on the next read), so that reading a memory map through once keeps
+    its resident size small. Does nothing for arrays that are not memory maps."""
+    mapped = array.base  # ndarray views, then the memoryview np.frombuffer made of the map
+    while mapped is not None and not isinstance(mapped, mmap.mmap):
+        mapped = mapped.base if isinstance(mapped, np.ndarray) else getattr(mapped, "obj", None)
+    if mapped is None or not hasattr(mmap, "MADV_DONTNEED") or stop <= start:
+        return
+    row = array.strides[0]
+    offset = _address(array) - _address(np.frombuffer(mapped, np.uint8))
+    first = (offset + start * row) // mmap.PAGESIZE * mmap.PAGESIZE
+    last = offset + stop * row
+    with contextlib.suppress(OSError, ValueError):
+        mapped.madvise(mmap.MADV_DONTNEED, first, last - first)
+
+
+def _address(array: np.ndarray) -> int:
+    return array.__array_interface__["data"][0]
 
 
 def _in_memory(raw: Arrays) -> Arrays:

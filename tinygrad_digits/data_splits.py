@@ -8,6 +8,7 @@ deterministic: the same seed gives the same validation set on every machine.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,21 +119,49 @@ def split_scaled(
     test_labels: np.ndarray,
     seed: int = 0,
     validation: int = 12000,
+    release: Callable[[int, int], None] | None = None,
 ) -> Splits:
     """``split`` of images already scaled (float32 rows, as ``scale`` returns): the same Splits.
 
     The training and validation rows are gathered into new arrays; ``test_x`` is used as it is,
-    not copied (a read-only memory map stays one). Raises ValueError as ``split`` does.
+    not copied (a read-only memory map stays one). ``train_x`` is read through once in blocks of
+    rows, and ``release(start, stop)`` is called after each block is copied (a memory map can
+    drop those pages then). Raises ValueError as ``split`` does.
     """
     _check_pair(train_x, train_labels, "train", np.float32, "rows (n, rows * cols)")
     _check_pair(test_x, test_labels, "test", np.float32, "rows (n, rows * cols)")
     val_index, train_index = _indices(len(train_x), seed, validation)
+    x_val, x_train = _gather(train_x, (val_index, train_index), release)
     return Splits(
-        x_train=train_x[train_index],
+        x_train=x_train,
         y_train=train_labels[train_index].astype(np.int64),
-        x_val=train_x[val_index],
+        x_val=x_val,
         y_val=train_labels[val_index].astype(np.int64),
         x_test=test_x,
         y_test=test_labels.astype(np.int64),
         seed=seed,
     )
+
+
+def _gather(
+    x: np.ndarray,
+    parts: tuple[np.ndarray, ...],
+    release: Callable[[int, int], None] | None,
+    block: int = 4096,
+) -> list[np.ndarray]:
+    """``[x[index] for index in parts]`` (the parts partition the rows), reading ``x`` in order."""
+    out = [np.empty((len(index),) + x.shape[1:], x.dtype) for index in parts]
+    part = np.empty(len(x), np.intp)  # which part each source row goes to, and where in it
+    place = np.empty(len(x), np.intp)
+    for k, index in enumerate(parts):
+        part[index] = k
+        place[index] = np.arange(len(index))
+    for start in range(0, len(x), block):
+        stop = min(start + block, len(x))
+        rows = np.arange(start, stop)
+        for k, target in enumerate(out):
+            mine = rows[part[start:stop] == k]
+            target[place[mine]] = x[mine]
+        if release is not None:
+            release(start, stop)
+    return out
