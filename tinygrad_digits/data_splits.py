@@ -101,15 +101,9 @@ def split(
     _check_pair(train_images, train_labels, "train", np.uint8, "(n, rows, cols)")
     _check_pair(test_images, test_labels, "test", np.uint8, "(n, rows, cols)")
     val_index, train_index = _indices(len(train_images), seed, validation)
-    return Splits(
-        x_train=scale(train_images[train_index]),
-        y_train=train_labels[train_index].astype(np.int64),
-        x_val=scale(train_images[val_index]),
-        y_val=train_labels[val_index].astype(np.int64),
-        x_test=scale(test_images),
-        y_test=test_labels.astype(np.int64),
-        seed=seed,
-    )
+    x_val, x_train = scale(train_images[val_index]), scale(train_images[train_index])
+    x_test = scale(test_images)
+    return _splits(x_train, x_val, x_test, train_labels, test_labels, train_index, val_index, seed)
 
 
 def split_scaled(
@@ -132,12 +126,17 @@ def split_scaled(
     _check_pair(test_x, test_labels, "test", np.float32, "rows (n, rows * cols)")
     val_index, train_index = _indices(len(train_x), seed, validation)
     x_val, x_train = _gather(train_x, (val_index, train_index), release)
+    return _splits(x_train, x_val, test_x, train_labels, test_labels, train_index, val_index, seed)
+
+
+def _splits(x_train, x_val, x_test, train_labels, test_labels, train_index, val_index, seed) -> Splits:
+    """The Splits of gathered images, with their labels gathered the same way, as int64."""
     return Splits(
         x_train=x_train,
         y_train=train_labels[train_index].astype(np.int64),
         x_val=x_val,
         y_val=train_labels[val_index].astype(np.int64),
-        x_test=test_x,
+        x_test=x_test,
         y_test=test_labels.astype(np.int64),
         seed=seed,
     )
