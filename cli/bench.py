@@ -8,10 +8,7 @@ from pathlib import Path
 import click
 
 from . import options as opt
-
-
-def register(main: click.Group) -> None:
-    main.add_command(bench)
+from .output import echo, emit_json
 
 
 @click.command()
@@ -38,8 +35,6 @@ def register(main: click.Group) -> None:
 def bench(hidden, batch_sizes, epochs, keras, general, startup, train_size, data, as_json, plot):
     """Seconds per epoch of our trainer, the NumPy reference and Keras, against the GEMM floor."""
     from tinygrad_digits import bench as B
-
-    from .main import echo, emit_json
 
     plan = B.BenchPlan(
         hidden=tuple(opt.parse_hidden([h]) for h in hidden), batch_sizes=tuple(batch_sizes), epochs=epochs,

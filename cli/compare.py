@@ -12,10 +12,7 @@ from pathlib import Path
 import click
 
 from . import options as opt
-
-
-def register(main: click.Group) -> None:
-    main.add_command(compare)
+from .output import EpochProgress, emit_json
 
 
 @click.command("compare")
@@ -48,8 +45,8 @@ def compare(hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedul
     )
     opt.announce_compile(as_json)
     click.echo("ours (numba, this process):", err=as_json)
-    ours_progress = opt.EpochProgress(as_json, epochs)
-    keras_progress = opt.EpochProgress(as_json, epochs)
+    ours_progress = EpochProgress(as_json, epochs)
+    keras_progress = EpochProgress(as_json, epochs)
 
     def on_keras_event(event):
         if event["event"] == "ready":
@@ -73,8 +70,6 @@ def compare(hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedul
                      title=f"{report['architecture']}: ours vs Keras ({report['mode']})")
         report["plot"] = str(plot)
     if as_json:
-        from .main import emit_json
-
         emit_json(report)
     else:
         click.echo("")

@@ -1,7 +1,7 @@
 """``digits draw``: draw digits with the mouse and watch the network read them live.
 
-A thin Tk view over ``tinygrad_digits.recognize``: a ``Sketch`` records the strokes (mirrored into
-an off-screen Pillow image, never grabbed from the screen) and a ``Recognizer`` reads them.
+A thin Tk view over the library: a ``drawing.Sketch`` records the strokes (mirrored into an
+off-screen Pillow image, never grabbed from the screen) and a ``recognize.Recognizer`` reads them.
 tkinter is imported inside the command, so ``digits --help`` works without Tk or a display.
 
 What the window shows is also exposed for tests and scripts: the title reads
@@ -35,9 +35,6 @@ class DisplayError(click.ClickException):
 
     exit_code = 2
 
-
-def register(main: click.Group) -> None:
-    main.add_command(draw)
 
 
 @click.command()
@@ -95,14 +92,15 @@ def warm_up(recognizer) -> None:
 
 
 class DrawWindow:
-    """The window: canvas, buttons and the prediction panel. Logic lives in ``recognize``."""
+    """The window: canvas, buttons and the prediction panel. Logic lives in ``drawing`` and
+    ``recognize``."""
 
     def __init__(self, tk, root, recognizer, state_file=None, train_run=None):
-        from tinygrad_digits import recognize
+        from tinygrad_digits import drawing, recognize
 
-        self.tk, self.root, self.recognize = tk, root, recognize
+        self.tk, self.root, self.recognize, self.drawing = tk, root, recognize, drawing
         self.recognizer = recognizer
-        self.sketch = recognize.Sketch()
+        self.sketch = drawing.Sketch()
         self.prediction = None
         self.pending = None  # the after() id of the throttled live prediction
         self.training = None  # the training thread's queue while it runs
@@ -308,7 +306,7 @@ class DrawWindow:
             self.status("nothing to save: draw a digit first")
             return
         try:
-            path = self.recognize.save_drawing(self.sketch, label)
+            path = self.drawing.save_drawing(self.sketch, label)
         except (OSError, ValueError) as e:
             self.status(f"could not save: {e}", error=True)
             return

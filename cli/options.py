@@ -1,22 +1,20 @@
 """Options shared by the commands that build and train a network (train, compare, bench, sweep),
-and the small printing helpers they share. Nothing heavy is imported at module level."""
+their parsing, and the data and kernels those commands need first. Nothing heavy is imported at
+module level: the choices come from ``tinygrad_digits.registry``, which imports nothing."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-# The registry lives in the library (tinygrad_digits.ops.ACTIVATIONS); it is listed here too so
-# that --help needs no Numba import. tests/test_cli.py checks that the two agree.
-ACTIVATION_NAMES = ("relu", "leaky_relu", "sigmoid", "tanh")
-OPTIMIZER_NAMES = ("sgd", "momentum", "adam")
-SCHEDULE_NAMES = ("constant", "cosine")
-INIT_NAMES = ("auto", "he", "glorot", "normal")
-# tinygrad_digits.augment.AUGMENTATIONS and tinygrad_digits.app.PRESETS (checked by tests too)
-AUGMENTATION_NAMES = ("none", "shift", "affine", "elastic")
-PRESET_NAMES = ("best",)
+from tinygrad_digits import registry
+
+from .output import download_progress
+
+# the names other modules know these choices by
+AUGMENTATION_NAMES = registry.AUGMENTATIONS
+PRESET_NAMES = registry.PRESETS
 
 
 def parse_hidden(values) -> tuple[int, ...]:
@@ -43,9 +41,10 @@ def parse_acts(values, layers: int) -> tuple[str, ...]:
     """'--act relu' (all layers) or one per layer, repeated or comma-separated."""
     acts = [a.strip() for value in values for a in str(value).split(",") if a.strip()]
     for a in acts:
-        if a not in ACTIVATION_NAMES:
+        if a not in registry.ACTIVATIONS:
             raise click.BadParameter(
-                f"unknown activation {a!r}: expected one of {', '.join(ACTIVATION_NAMES)}", param_hint="--act"
+                f"unknown activation {a!r}: expected one of {', '.join(registry.ACTIVATIONS)}",
+                param_hint="--act",
             )
     if len(acts) == 1:
         acts = acts * layers
@@ -73,8 +72,9 @@ def _stack(*decorators):
 
 alpha_option = click.option("--alpha", type=click.FloatRange(min=0), default=0.1, show_default=True,
                             help="Negative slope of leaky_relu.")
-init_option = click.option("--init", type=click.Choice(INIT_NAMES), default="auto", show_default=True,
-                           help="Weight init: auto (He for the relu family, Glorot otherwise), he, glorot, normal.")
+init_option = click.option("--init", type=click.Choice(registry.INITS), default="auto", show_default=True,
+                           help="Weight init: auto (He for the relu family, Glorot otherwise), he, glorot, "
+                                "normal.")
 epochs_option = click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
                              help="Passes over the training set.")
 train_size_option = click.option("--train-size", type=click.IntRange(min=1), default=None,
@@ -84,7 +84,8 @@ architecture_options = _stack(
     click.option("--hidden", multiple=True, default=("128",), show_default=True,
                  help="Hidden layer sizes: repeat the option or give a list (128,64 or 128x64)."),
     click.option("--act", multiple=True, default=("relu",), show_default=True,
-                 help=f"Hidden activation, one for all layers or one per layer: {', '.join(ACTIVATION_NAMES)}."),
+                 help="Hidden activation, one for all layers or one per layer: "
+                      f"{', '.join(registry.ACTIVATIONS)}."),
     alpha_option,
     init_option,
 )
@@ -92,11 +93,11 @@ architecture_options = _stack(
 # the optimizer's options, shared by training_options and digits sweep (which has --seeds)
 optimizer_options = _stack(
     click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Mini-batch size."),
-    click.option("--optimizer", type=click.Choice(OPTIMIZER_NAMES), default="adam", show_default=True,
+    click.option("--optimizer", type=click.Choice(registry.OPTIMIZERS), default="adam", show_default=True,
                  help="Update rule."),
     click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
                  help="Learning rate (default: adam 0.003, momentum 0.05, sgd 0.1)."),
-    click.option("--schedule", type=click.Choice(SCHEDULE_NAMES), default="cosine", show_default=True,
+    click.option("--schedule", type=click.Choice(registry.SCHEDULES), default="cosine", show_default=True,
                  help="Learning-rate schedule over the whole run."),
     click.option("--weight-decay", type=click.FloatRange(min=0), default=3e-4, show_default=True,
                  help="L2 weight decay on the weights."),
@@ -114,7 +115,7 @@ regularization_options = _stack(
     click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0,
                  show_default=True,
                  help="Fraction of hidden units dropped at each training step (Keras's rate); 0 is off."),
-    click.option("--augment", type=click.Choice(AUGMENTATION_NAMES), default="none", show_default=True,
+    click.option("--augment", type=click.Choice(registry.AUGMENTATIONS), default="none", show_default=True,
                  help="Random transforms of every training batch: shift (up to 2 px), affine (shift, "
                       "rotation up to 10 degrees, scaling up to 10%), elastic (affine + elastic distortion)."),
 )
@@ -165,14 +166,7 @@ def load_data(data_dir, seed: int, as_json: bool):
     """The 48k/12k/10k splits, with a download progress line on stderr when one is needed."""
     from tinygrad_digits import data
 
-    shown = {}
-
-    def progress(name, done, total):
-        if name not in shown:
-            shown[name] = True
-            click.echo(f"downloading {name}" + (f" ({total / 1e6:.1f} MB)" if total else ""), err=True)
-
-    return data.load_splits(data_dir, seed=seed, progress=progress)
+    return data.load_splits(data_dir, seed=seed, progress=download_progress())
 
 
 def announce_compile(as_json: bool) -> None:
@@ -183,44 +177,3 @@ def announce_compile(as_json: bool) -> None:
     if not warmup.kernels_cached():
         click.echo("compiling kernels (first run only)...", err=True)
         warmup.warm_up()
-
-
-class EpochProgress:
-    """A progress bar within each epoch on a terminal, and one plain line per epoch always."""
-
-    def __init__(self, as_json: bool, epochs: int):
-        self.as_json = as_json
-        self.epochs = epochs
-        self.bar = None
-        self.current = 1
-        self.interactive = sys.stderr.isatty()
-
-    def batch(self, step: int, steps: int) -> None:
-        if not self.interactive:
-            return
-        if self.bar is None:
-            label = f"epoch {self.current}/{self.epochs}"
-            self.bar = click.progressbar(length=steps, file=sys.stderr, label=label, width=30)
-            self.bar.__enter__()
-        self.bar.update(1)
-
-    def epoch(self, record: dict, params) -> None:
-        self.close()
-        self.current = record["epoch"] + 1
-        validation = (
-            f"val loss {record['val_loss']:.4f} acc {100 * record['val_accuracy']:.2f}%"
-            if record["val_loss"] == record["val_loss"] else "no validation set"  # nan: none (--all-data)
-        )
-        line = (
-            f"epoch {record['epoch']:>{len(str(self.epochs))}}/{self.epochs}  "
-            f"train loss {record['train_loss']:.4f} acc {100 * record['train_accuracy']:.2f}%  "
-            f"{validation}  {record['seconds']:.2f} s"
-        )
-        click.echo(line, err=self.as_json)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
-
-

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-
-def register(main: click.Group) -> None:
-    main.add_command(predict)
+from .options import announce_compile
+from .output import echo, emit_json
 
 
 @click.command()
@@ -22,9 +21,6 @@ def register(main: click.Group) -> None:
 def predict(images, model, as_json, show_input):
     """Read the digit in each IMAGE (any format Pillow reads, dark-on-light or light-on-dark)."""
     from tinygrad_digits import recognize
-
-    from .main import echo, emit_json
-    from .options import announce_compile
 
     recognizer = recognize.Recognizer.load(model)
     announce_compile(as_json)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
+from tinygrad_digits import registry
+
 from . import options as opt
+from .output import download_progress, emit_json
 
 
 def parse_configurations(values) -> list[tuple[int, ...]]:
@@ -74,192 +76,180 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def register(main: click.Group) -> None:
-    @main.command()
-    @click.option(
-        "--hidden",
-        multiple=True,
-        default=("128",),
-        show_default=True,
-        help="Configurations to compare: a comma list, with x between the layers of one "
-        "(--hidden 64,128,256 --hidden 128x64).",
-    )
-    @click.option(
-        "--act",
-        multiple=True,
-        default=("relu",),
-        show_default=True,
-        help=f"Activations to compare, a comma list ({', '.join(opt.ACTIVATION_NAMES)}); each "
-        "applies to every hidden layer.",
-    )
-    @click.option(
-        "--seeds",
-        default="0",
-        show_default=True,
-        help="Seeds (init, batch order, train/validation split), e.g. 0,1,2: every configuration "
-        "trains once per seed.",
-    )
-    @opt.epochs_option
-    @opt.optimizer_options
-    @opt.alpha_option
-    @opt.init_option
-    @opt.regularization_options
-    @opt.train_size_option
-    @click.option(
-        "--jobs",
-        type=click.IntRange(min=1),
-        default=1,
-        show_default=True,
-        help="Runs trained at once, each in its own process with one BLAS thread.",
-    )
-    @click.option(
-        "--out",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=None,
-        help="Results directory: runs.jsonl (one line per finished run) and models/ "
-        "(default: the per-user data directory's sweeps/).",
-    )
-    @click.option(
-        "--fresh",
-        is_flag=True,
-        help="Train every run again, even those with results in the results directory.",
-    )
-    @click.option(
-        "--plot",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Ranking and per-digit error PNG (default: sweep.png in the results directory).",
-    )
-    @click.option("--no-plot", is_flag=True, help="Do not draw the plot.")
-    @opt.data_option
-    @click.option(
-        "--json", "as_json", is_flag=True, help="Print one JSON object (runs and ranking) on stdout."
-    )
-    def sweep(
-        hidden,
-        act,
-        seeds,
-        epochs,
-        batch_size,
-        optimizer,
-        lr,
-        schedule,
-        weight_decay,
-        alpha,
-        init,
-        dropout,
-        augment,
-        train_size,
-        jobs,
-        out,
-        fresh,
-        plot,
-        no_plot,
-        data,
-        as_json,
-    ):
-        """Train every configuration x activation x seed, then rank them and show per-digit accuracy.
+@click.command()
+@click.option(
+    "--hidden",
+    multiple=True,
+    default=("128",),
+    show_default=True,
+    help="Configurations to compare: a comma list, with x between the layers of one "
+    "(--hidden 64,128,256 --hidden 128x64).",
+)
+@click.option(
+    "--act",
+    multiple=True,
+    default=("relu",),
+    show_default=True,
+    help=f"Activations to compare, a comma list ({', '.join(registry.ACTIVATIONS)}); each "
+    "applies to every hidden layer.",
+)
+@click.option(
+    "--seeds",
+    default="0",
+    show_default=True,
+    help="Seeds (init, batch order, train/validation split), e.g. 0,1,2: every configuration "
+    "trains once per seed.",
+)
+@opt.epochs_option
+@opt.optimizer_options
+@opt.alpha_option
+@opt.init_option
+@opt.regularization_options
+@opt.train_size_option
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Runs trained at once, each in its own process with one BLAS thread.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Results directory: runs.jsonl (one line per finished run) and models/ "
+    "(default: the per-user data directory's sweeps/).",
+)
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Train every run again, even those with results in the results directory.",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Ranking and per-digit error PNG (default: sweep.png in the results directory).",
+)
+@click.option("--no-plot", is_flag=True, help="Do not draw the plot.")
+@opt.data_option
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object (runs and ranking) on stdout."
+)
+def sweep(
+    hidden,
+    act,
+    seeds,
+    epochs,
+    batch_size,
+    optimizer,
+    lr,
+    schedule,
+    weight_decay,
+    alpha,
+    init,
+    dropout,
+    augment,
+    train_size,
+    jobs,
+    out,
+    fresh,
+    plot,
+    no_plot,
+    data,
+    as_json,
+):
+    """Train every configuration x activation x seed, then rank them and show per-digit accuracy.
 
-        Each run trains exactly as 'digits train' with the same options. Results are saved as
-        runs finish, so an interrupted sweep keeps them and the next one skips them.
-        """
-        from tinygrad_digits import app
-        from tinygrad_digits import data as data_mod
-        from tinygrad_digits import sweep as sw
+    Each run trains exactly as 'digits train' with the same options. Results are saved as
+    runs finish, so an interrupted sweep keeps them and the next one skips them.
+    """
+    from tinygrad_digits import app
+    from tinygrad_digits import data as data_mod
+    from tinygrad_digits import sweep as sw
 
-        configs = parse_configurations(hidden)
-        acts = parse_names(act, opt.ACTIVATION_NAMES, "--act")
-        seed_list = parse_seeds(seeds)
-        base = app.TrainRun(
-            spec_args={"hidden": (128,), "activations": ("relu",), "alpha": alpha, "dropout": dropout},
-            init=init,
-            epochs=epochs,
-            batch_size=batch_size,
-            optimizer=optimizer,
-            learning_rate=lr,
-            schedule=schedule,
-            weight_decay=weight_decay,
-            train_size=train_size,
-            augment=augment,
-        )
-        runs = sw.grid(configs, acts, seed_list, base)
-        out = out or sw.default_dir()
-        shown = {}
+    configs = parse_configurations(hidden)
+    acts = parse_names(act, registry.ACTIVATIONS, "--act")
+    seed_list = parse_seeds(seeds)
+    base = app.TrainRun(
+        spec_args={"hidden": (128,), "activations": ("relu",), "alpha": alpha, "dropout": dropout},
+        init=init,
+        epochs=epochs,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        learning_rate=lr,
+        schedule=schedule,
+        weight_decay=weight_decay,
+        train_size=train_size,
+        augment=augment,
+    )
+    runs = sw.grid(configs, acts, seed_list, base)
+    out = out or sw.default_dir()
+    data_dir = data_mod.ensure_data(data, progress=download_progress())
+    opt.announce_compile(as_json)
+    count = {"done": 0, "cached": 0}
+    width = len(str(len(runs)))
 
-        def download_progress(name, done, total):
-            if name not in shown:
-                shown[name] = True
-                click.echo(f"downloading {name}", err=True)
+    def on_start(run):
+        if not sys.stderr.isatty():
+            return
+        label = sw.config_label(run.spec_args["hidden"], run.spec_args["activations"][0])
+        click.echo(f"training {label}, seed {run.seed} ...", err=True)
 
-        data_dir = data_mod.ensure_data(data, progress=download_progress)
-        opt.announce_compile(as_json)
-        count = {"done": 0, "cached": 0}
-        width = len(str(len(runs)))
-
-        def on_start(run):
-            if not sys.stderr.isatty():
-                return
-            label = sw.config_label(run.spec_args["hidden"], run.spec_args["activations"][0])
-            click.echo(f"training {label}, seed {run.seed} ...", err=True)
-
-        def on_result(record, cached):
-            count["done"] += 1
-            count["cached"] += cached
-            if cached:
-                return
-            stopped = f"  (stopped: {record['stopped']})" if record["stopped"] else ""
-            click.echo(
-                f"[{count['done']:>{width}}/{len(runs)}] {record['label']}, seed {record['seed']}: "
-                f"test {100 * record['test_accuracy']:.2f}%  val {100 * record['val_accuracy']:.2f}%  "
-                f"{record['seconds_per_epoch']:.2f} s/epoch{stopped}",
-                err=as_json,
-            )
-
+    def on_result(record, cached):
+        count["done"] += 1
+        count["cached"] += cached
+        if cached:
+            return
+        stopped = f"  (stopped: {record['stopped']})" if record["stopped"] else ""
         click.echo(
-            f"sweep: {len(configs)} configurations x {len(acts)} activations x {len(seed_list)} seeds "
-            f"= {len(runs)} runs; results in {out}",
+            f"[{count['done']:>{width}}/{len(runs)}] {record['label']}, seed {record['seed']}: "
+            f"test {100 * record['test_accuracy']:.2f}%  val {100 * record['val_accuracy']:.2f}%  "
+            f"{record['seconds_per_epoch']:.2f} s/epoch{stopped}",
+            err=as_json,
+        )
+
+    click.echo(
+        f"sweep: {len(configs)} configurations x {len(acts)} activations x {len(seed_list)} seeds "
+        f"= {len(runs)} runs; results in {out}",
+        err=True,
+    )
+    interrupted = False
+    try:
+        records = sw.run_sweep(
+            runs, out, data_dir, jobs=jobs, resume=not fresh, on_start=on_start, on_result=on_result
+        )
+    except KeyboardInterrupt:
+        interrupted = True
+        wanted = {sw.run_key(run) for run in runs}
+        records = [r for key, r in sw.load_records(out).items() if key in wanted]
+    if count["cached"]:
+        click.echo(f"({count['cached']} runs were already in {out} and were not trained again)", err=True)
+    if not records:
+        raise click.ClickException("no run finished")
+    rows = sw.summarize(records)
+    plot_path = None
+    if not no_plot:
+        title = f"sweep: {epochs} epochs, seeds {','.join(map(str, seed_list))}"
+        plot_path = sw.plot_sweep(rows, plot or Path(out) / "sweep.png", title=title)
+    lines = [sw.format_table(rows), "", sw.format_digit_matrix(rows)]
+    if plot_path is not None:
+        lines += ["", f"plot saved to {plot_path}"]
+    click.echo("\n".join(lines), err=as_json)
+    if as_json:
+        emit_json(
+            {
+                "results": str(Path(out) / sw.RESULTS),
+                "runs": records,
+                "ranking": rows,
+                "plot": str(plot_path) if plot_path else None,
+                "complete": not interrupted,
+            }
+        )
+    if interrupted:
+        click.echo(
+            f"interrupted: {len(records)} of {len(runs)} runs finished; run the same command "
+            "again to train the rest",
             err=True,
         )
-        interrupted = False
-        try:
-            records = sw.run_sweep(
-                runs, out, data_dir, jobs=jobs, resume=not fresh, on_start=on_start, on_result=on_result
-            )
-        except KeyboardInterrupt:
-            interrupted = True
-            wanted = {sw.run_key(run) for run in runs}
-            records = [r for key, r in sw.load_records(out).items() if key in wanted]
-        if count["cached"]:
-            click.echo(f"({count['cached']} runs were already in {out} and were not trained again)", err=True)
-        if not records:
-            raise click.ClickException("no run finished")
-        rows = sw.summarize(records)
-        plot_path = None
-        if not no_plot:
-            title = f"sweep: {epochs} epochs, seeds {','.join(map(str, seed_list))}"
-            plot_path = sw.plot_sweep(rows, plot or Path(out) / "sweep.png", title=title)
-        lines = [sw.format_table(rows), "", sw.format_digit_matrix(rows)]
-        if plot_path is not None:
-            lines += ["", f"plot saved to {plot_path}"]
-        click.echo("\n".join(lines), err=as_json)
-        if as_json:
-            click.echo(
-                json.dumps(
-                    {
-                        "results": str(Path(out) / sw.RESULTS),
-                        "runs": records,
-                        "ranking": rows,
-                        "plot": str(plot_path) if plot_path else None,
-                        "complete": not interrupted,
-                    },
-                    indent=2,
-                    default=float,
-                )
-            )
-        if interrupted:
-            click.echo(
-                f"interrupted: {len(records)} of {len(runs)} runs finished; run the same command "
-                "again to train the rest",
-                err=True,
-            )
-            sys.exit(130)
+        sys.exit(130)

@@ -54,6 +54,17 @@ def model_path(tmp_path_factory, mnist_splits):
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory):
+    """Per-user directories of the session-wide fixtures (``mnist_splits`` builds the decoded
+    MNIST cache) inside the session's temporary directory; ``private_home`` moves each test's."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache-session")))
+    patch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data-session")))
+    yield
+    patch.undo()
+
+
 # -- Independent references: NumPy written here, never the code under test -------------------
 
 

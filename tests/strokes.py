@@ -1,5 +1,5 @@
 """Digits as a person draws them on the 280x280 canvas, in canvas pixels: shared by the
-windowless recognition tests and the real GUI test, so both draw the same strokes."""
+windowless drawing and recognition tests and the real GUI test, so all draw the same strokes."""
 
 from __future__ import annotations
 
@@ -26,3 +26,12 @@ DIGITS = {
     0: ellipse(140, 140, 62, 95),
     7: along((82, 55), (198, 55), (118, 235)),
 }
+
+
+def stroke(sketch, points) -> list[list[tuple[float, float]]]:
+    """Draw ``points`` into a ``drawing.Sketch`` as one stroke (press, moves, release); returns
+    the polylines each event gave."""
+    pieces = [sketch.begin(*points[0])]
+    pieces += [sketch.extend(*p) for p in points[1:]]
+    pieces.append(sketch.end())
+    return pieces

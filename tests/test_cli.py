@@ -52,13 +52,37 @@ def test_help_imports_neither_numba_nor_tensorflow():
     assert out.strip().splitlines()[-1] == "[]"
 
 
-def test_cli_choices_match_library_registries():
-    from tinygrad_digits import model, ops, optimizers
+def test_main_imports_no_command_module_back():
+    """Commands import their helpers from cli.output and cli.options, never from the group."""
+    import ast
 
-    assert set(options.ACTIVATION_NAMES) == set(ops.ACTIVATIONS)
-    assert set(options.OPTIMIZER_NAMES) == set(optimizers.OPTIMIZERS)
-    assert set(options.SCHEDULE_NAMES) == set(optimizers.SCHEDULES)
-    assert set(options.INIT_NAMES) == set(model.INITS)
+    cli_dir = Path(options.__file__).parent
+    for path in sorted(cli_dir.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert node.module not in ("main", "tinygrad_digits.cli.main"), f"{path.name} imports main"
+
+
+def test_choices_come_from_the_registry():
+    from tinygrad_digits import registry
+
+    params = {p.name: p for p in main.commands["train"].params}
+    assert tuple(params["optimizer"].type.choices) == registry.OPTIMIZERS
+    assert tuple(params["schedule"].type.choices) == registry.SCHEDULES
+    assert tuple(params["init"].type.choices) == registry.INITS
+    assert tuple(params["augment"].type.choices) == registry.AUGMENTATIONS
+    assert tuple(params["preset"].type.choices) == registry.PRESETS
+    assert all(name in params["act"].help for name in registry.ACTIVATIONS)
+
+
+def test_registry_imports_nothing():
+    import ast
+
+    from tinygrad_digits import registry
+
+    tree = ast.parse(Path(registry.__file__).read_text())
+    imported = [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
+    assert [getattr(n, "module", None) for n in imported] == ["__future__"]
 
 
 @pytest.mark.parametrize(

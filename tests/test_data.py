@@ -1,4 +1,5 @@
-"""Tests for tinygrad_digits.data: IDX parsing, verification, locating, downloading, splitting.
+"""Tests for tinygrad_digits.data and its modules: IDX parsing, verification, locating,
+downloading, splitting (the cache has tests/test_data_cache.py).
 
 Downloads run against a local HTTP server on 127.0.0.1; nothing here touches the network.
 """
@@ -524,10 +525,11 @@ def test_download_rejects_empty_mirror_list(tmp_path: Path) -> None:
 # --- dependencies ---------------------------------------------------------------------------------
 
 
-def test_module_imports_only_stdlib_numpy_and_paths() -> None:
-    tree = ast.parse(Path(data.__file__).read_text())
+@pytest.mark.parametrize("module", ["data", "data_idx", "data_files", "data_splits", "data_cache"])
+def test_modules_import_only_stdlib_numpy_and_each_other(module: str) -> None:
+    path = Path(data.__file__).with_name(f"{module}.py")
     imported = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             imported |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -538,4 +540,11 @@ def test_module_imports_only_stdlib_numpy_and_paths() -> None:
         if name.split(".")[0] not in sys.stdlib_module_names
         and name.split(".")[0] not in ("numpy", "__future__")
     }
-    assert outside == {"tinygrad_digits.paths"}
+    prefixes = ("tinygrad_digits.paths", "tinygrad_digits.data_")
+    assert all(name.startswith(prefixes) for name in outside), outside
+
+
+def test_no_module_of_the_data_is_long() -> None:
+    for module in ("data", "data_idx", "data_files", "data_splits", "data_cache"):
+        lines = Path(data.__file__).with_name(f"{module}.py").read_text().count("\n")
+        assert lines <= 300, (module, lines)

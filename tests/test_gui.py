@@ -1,11 +1,12 @@
 """The ``digits draw`` window on a real X server: Xvfb, real pointer events from xdotool.
 
-The session installs Xvfb and xdotool with apt-get where they are missing (as root); only where
-that is impossible are the window tests skipped, with the reason. The window is found by its
-title, digits are drawn with the pointer (press, moves, release), and the test reads the answer
-from the title (``digits draw — 7 (98%)``), which the window sets after each stroke once it has
-redrawn itself. A screenshot of the screen (Xvfb's framebuffer, an XWD file) is saved under the
-test's tmp_path and copied to /tmp/digits-draw-screenshot.png.
+Xvfb and xdotool come from the system (``.ci/run`` installs them); where they are missing the
+window tests skip, saying which and how to install them. The window is found by its title,
+digits are drawn with the pointer (press, moves, release), and the test reads the answer from
+the title (``digits draw — 7 (98%)``), which the window sets after each stroke once it has
+redrawn itself. A screenshot of the window (cropped from Xvfb's framebuffer, an XWD file) is
+saved as ``digits-draw.png`` in the test's tmp_path; everything the window writes (drawings,
+models) goes to the test's private per-user directories there too.
 """
 
 from __future__ import annotations
@@ -31,44 +32,18 @@ from tinygrad_digits.cli.main import main
 
 TOOLS = {"Xvfb": "xvfb", "xdotool": "xdotool"}  # executable: Debian package
 SCREEN = (800, 600)
-SCREENSHOT_COPY = Path("/tmp/digits-draw-screenshot.png")
 WAIT = 60  # seconds: the bound on every wait for the window (they end as soon as it answers)
 
 
-
 # ---- fixtures ------------------------------------------------------------------------------
-def install(packages: list[str]) -> str | None:
-    """apt-get install the packages; None when done, else why it was impossible."""
-    if not sys.platform.startswith("linux"):
-        return f"{', '.join(packages)} missing; they are installed automatically on Linux only"
-    if shutil.which("apt-get") is None:
-        return f"{', '.join(packages)} missing and apt-get is not available to install them"
-    if os.geteuid() != 0:
-        return f"{', '.join(packages)} missing and not root: run 'apt-get install {' '.join(packages)}'"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install_them = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
-    for command in (["apt-get", "update"], install_them):
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
-        except subprocess.TimeoutExpired:
-            return f"'{' '.join(command)}' timed out"
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            return f"'{' '.join(command)}' failed: {last}"
-    return None
-
-
 @pytest.fixture(scope="session")
 def x_tools():
-    """Xvfb and xdotool on PATH, installed with apt-get where missing."""
-    missing = [package for exe, package in TOOLS.items() if shutil.which(exe) is None]
+    """Xvfb and xdotool on PATH (``.ci/run`` installs them); the window tests skip without them."""
+    missing = [exe for exe in TOOLS if shutil.which(exe) is None]
     if missing:
-        reason = install(missing)
-        if reason is not None:
-            pytest.skip(reason)
-    still = [exe for exe in TOOLS if shutil.which(exe) is None]
-    if still:
-        pytest.skip(f"{', '.join(still)} still missing after apt-get install")
+        packages = " ".join(TOOLS[exe] for exe in missing)
+        pytest.skip(f"{', '.join(missing)} not found: the window tests need them "
+                    f"(on Debian/Ubuntu, as root: apt-get install -y {packages})")
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +223,6 @@ def test_window_reads_digits_drawn_with_the_pointer(window_factory, model_path, 
 
     window.xdotool("mousemove", SCREEN[0] - 1, SCREEN[1] - 1)  # the pointer out of the picture
     shot = window.screenshot(tmp_path / "digits-draw.png")
-    shutil.copyfile(tmp_path / "digits-draw.png", SCREENSHOT_COPY)
     pixels = np.asarray(shot.convert("L"))
     canvas = window.state()["canvas"]
     assert shot.width > canvas["width"] and shot.height > canvas["height"]

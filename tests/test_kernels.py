@@ -332,8 +332,26 @@ def test_adam_update_in_place(rng, weight_decay, size, dtype):
     assert p.dtype == m.dtype == v.dtype == dtype
 
 
-def test_optimizer_kernels_update_through_flat_views():
-    """The wrappers pass ``W.reshape(-1)``: the update must land in the 2-D parameter."""
-    w = np.ones((3, 4))
-    optim.sgd_update(w.reshape(-1), np.full(12, 2.0), 0.25, 0.0)
-    np.testing.assert_array_equal(w, np.full((3, 4), 0.5))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel", ["sgd", "momentum", "adam"])
+def test_optimizer_kernels_update_exactly_the_slice_they_are_given(rng, kernel, dtype):
+    """Handed a window into a larger buffer (an offset view, as a flat parameter is), a kernel
+    updates every element of the window in place and no element outside it."""
+    buffer = rng.normal(size=40).astype(dtype)
+    before = buffer.copy()
+    lo, hi = 5, 38  # 33 elements
+    p, g = buffer[lo:hi], rng.normal(size=hi - lo).astype(dtype)
+    f = dtype
+    if kernel == "sgd":
+        optim.sgd_update(p, g, f(0.1), f(0.0))
+        expected = before[lo:hi] - 0.1 * g
+    elif kernel == "momentum":
+        velocity = np.zeros(hi - lo, dtype)
+        optim.momentum_update(p, g, velocity, f(0.1), f(0.9), f(0.0))
+        expected = before[lo:hi] - 0.1 * g
+    else:
+        m, v = np.zeros(hi - lo, dtype), np.zeros(hi - lo, dtype)
+        optim.adam_update(p, g, m, v, f(0.1), f(0.1), f(0.001), f(1e-7), f(0.0))
+        expected = before[lo:hi] - 0.1 * (0.1 * g) / (np.sqrt(0.001 * g**2) + 1e-7)
+    np.testing.assert_allclose(buffer[lo:hi], expected, **tol(dtype))
+    assert np.array_equal(buffer[:lo], before[:lo]) and np.array_equal(buffer[hi:], before[hi:])

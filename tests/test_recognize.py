@@ -1,21 +1,21 @@
 """Recognition without a screen: real MNIST digits redrawn the way people draw or photograph them,
-blank images, bad files, the drawing Sketch, saved drawings and training the default model."""
+blank images, bad files, drawings and saved drawings read back, and training the default model."""
 
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from strokes import DIGITS
+from strokes import DIGITS, stroke
 
 from tinygrad_digits import app, paths, recognize
 from tinygrad_digits.modelfile import ModelFileError
 from tinygrad_digits.preprocess import ImageError, to_ink
-from tinygrad_digits.recognize import Prediction, Recognizer, Sketch
+from tinygrad_digits.drawing import Sketch, save_drawing
+from tinygrad_digits.recognize import Prediction, Recognizer
 
 N_REDRAWN = 600  # MNIST test digits redrawn large, off-centre, dark on light
 
@@ -37,14 +37,6 @@ def redraw(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     ink[top : top + size, left : left + size] = big
     paper, pen = 235.0, 25.0
     return Image.fromarray(np.round(paper - (paper - pen) * np.clip(ink, 0, 1)).astype(np.uint8))
-
-
-
-def stroke(sketch: Sketch, points) -> list[list[tuple[float, float]]]:
-    pieces = [sketch.begin(*points[0])]
-    pieces += [sketch.extend(*p) for p in points[1:]]
-    pieces.append(sketch.end())
-    return pieces
 
 
 # ---- recognition ---------------------------------------------------------------------------
@@ -163,76 +155,6 @@ def test_loading_models(model_path, tmp_path):
     assert Recognizer.load(None).path == latest
 
 
-# ---- the drawing ---------------------------------------------------------------------------
-def test_a_stroke_becomes_ink_where_it_was_drawn_and_nowhere_else():
-    sketch = Sketch()
-    stroke(sketch, [(40, 100), (240, 100)])  # two events 200 px apart: one straight line
-    ink = sketch.ink(1)
-    assert ink.shape == (280, 280) and ink.dtype == np.float32 and set(np.unique(ink)) == {0.0, 1.0}
-    assert ink[100, 40:241].min() == 1  # every pixel between the events, not just at them
-    half = sketch.brush / 2
-    assert ink[100 - int(half) + 2, 140] == 1 and ink[100 + int(half) - 2, 140] == 1
-    assert ink[: 100 - math.ceil(half) - 1].max() == 0 and ink[100 + math.ceil(half) + 1 :].max() == 0
-    assert ink[:, : 40 - math.ceil(half) - 1].max() == 0  # a round cap, no further
-    assert sketch.strokes == [[(40.0, 100.0), (240.0, 100.0)]] and not sketch.drawing
-
-
-def test_the_brush_is_round():
-    sketch = Sketch()
-    stroke(sketch, [(140, 140)])  # a click: a dot
-    ink = sketch.ink(1)
-    rows, cols = np.nonzero(ink)
-    assert ink.sum() == pytest.approx(math.pi * (sketch.brush / 2) ** 2, rel=0.12)
-    assert rows.max() - rows.min() == cols.max() - cols.min()
-    assert np.array_equal(ink, ink.T) and np.array_equal(ink, ink[::-1, ::-1])
-
-
-def test_lines_between_events_are_smooth_and_connected():
-    sketch = Sketch()
-    events = [(40, 200), (90, 60), (140, 200), (190, 60), (240, 200)]  # a sharp zigzag
-    pieces = [p for p in stroke(sketch, events) if p]  # a dot, a line, three curves, a line
-    assert [len(p) > 2 for p in pieces] == [False, False, True, True, True, False]
-    for before, after in zip(pieces, pieces[1:]):
-        assert after[0] == before[-1]  # each polyline starts where the last one ended
-    path = [q for piece in pieces for q in piece]
-    assert path[0] == events[0] and path[-1] == events[-1]
-    steps = [math.dist(a, b) for a, b in zip(path, path[1:]) if a != b]
-    assert max(steps) <= 80  # the first and last half-segments are straight; curves are short steps
-    curve = [math.dist(a, b) for piece in pieces[2:-1] for a, b in zip(piece, piece[1:])]
-    assert max(curve) <= recognize.STEP + 1e-9
-    # the curve rounds the corners: it passes through the midpoints, never through the middle events
-    assert (115, 130) in path and (140, 200) not in path
-    ink = sketch.ink(1)
-    assert ink[130, 115] == 1 and ink[200, 140] == 0
-
-
-def test_clear_empties_the_drawing():
-    sketch = Sketch()
-    stroke(sketch, DIGITS[7])
-    assert not sketch.empty and sketch.ink().sum() > 0
-    sketch.clear()
-    assert sketch.empty and sketch.strokes == [] and sketch.ink().max() == 0
-    assert sketch.extend(10, 10) == [(10.0, 10.0)]  # a move without a press starts a stroke
-    sketch.begin(20, 20)  # a press during a stroke finishes the old one
-    assert len(sketch.strokes) == 2 and sketch.drawing
-
-
-def test_the_ink_map_is_read_at_half_resolution():
-    sketch = Sketch()
-    stroke(sketch, DIGITS[0])
-    full, half = sketch.ink(1), sketch.ink()
-    assert half.shape == (140, 140) and half.dtype == np.float32
-    np.testing.assert_allclose(half, full.reshape(140, 2, 140, 2).mean(axis=(1, 3)), atol=1 / 255)
-    with pytest.raises(ValueError, match="reduce"):
-        sketch.ink(0)
-
-
-@pytest.mark.parametrize("bad", [{"width": 0}, {"height": -1}, {"brush": 0}])
-def test_sketch_refuses_bad_sizes(bad):
-    with pytest.raises(ValueError, match="Sketch"):
-        Sketch(**bad)
-
-
 @pytest.mark.parametrize("digit", sorted(DIGITS))
 def test_drawn_digits_are_read(recognizer, digit):
     sketch = Sketch()
@@ -258,8 +180,8 @@ def test_the_brush_gives_mnist_like_strokes(recognizer, mnist_splits):
 def test_saved_drawings_are_labelled_pngs_that_read_back(recognizer, private_home):
     sketch = Sketch()
     stroke(sketch, DIGITS[7])
-    first = recognize.save_drawing(sketch, 7)
-    second = recognize.save_drawing(sketch, np.int64(7))
+    first = save_drawing(sketch, 7)
+    second = save_drawing(sketch, np.int64(7))
     assert first != second and first.parent == second.parent
     assert first.parent == private_home / "xdg-data" / "tinygrad-digits" / "drawings" / "7"
     with Image.open(first) as image:
@@ -269,20 +191,6 @@ def test_saved_drawings_are_labelled_pngs_that_read_back(recognizer, private_hom
         assert np.asarray(image)[0, 0] == 255  # dark ink on white paper
     from_file, = recognizer.predict_files([first])
     np.testing.assert_allclose(from_file.input, recognizer.predict_ink(sketch.ink(1)).input, atol=1e-6)
-
-
-@pytest.mark.parametrize("label", [-1, 10, 3.0, "7", True, None])
-def test_save_refuses_what_is_not_a_digit(label, tmp_path):
-    sketch = Sketch()
-    stroke(sketch, DIGITS[1])
-    with pytest.raises(ValueError, match="0-9"):
-        recognize.save_drawing(sketch, label, tmp_path)
-
-
-def test_save_refuses_an_empty_drawing(tmp_path):
-    with pytest.raises(ValueError, match="empty"):
-        recognize.save_drawing(Sketch(), 3, tmp_path)
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_training_the_default_model_reports_progress_and_saves_where_train_would():

@@ -20,9 +20,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .kernels import optim as _optim
+from .registry import OPTIMIZERS, SCHEDULES
 
-OPTIMIZERS = ("sgd", "momentum", "adam")
-SCHEDULES = ("constant", "cosine")
 DEFAULT_LEARNING_RATE = {"sgd": 0.1, "momentum": 0.05, "adam": 0.003}
 
 
