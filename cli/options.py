@@ -12,11 +12,6 @@ from tinygrad_digits import registry
 
 from .output import download_progress
 
-# the names other modules know these choices by
-AUGMENTATION_NAMES = registry.AUGMENTATIONS
-PRESET_NAMES = registry.PRESETS
-
-
 def parse_hidden(values) -> tuple[int, ...]:
     """'--hidden 128 --hidden 64', '--hidden 128,64' or '--hidden 128x64' -> (128, 64)."""
     sizes = []

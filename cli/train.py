@@ -41,7 +41,7 @@ def train(hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedule,
     opt.announce_compile(as_json)
     out = out or app.default_model_path(run)
     progress = EpochProgress(as_json, run.epochs)
-    outcome = app.train_and_save(run, splits, out, on_batch=progress.batch, on_epoch=progress.epoch)
+    outcome = app.train_and_save(run, splits, out, on_batch=progress.batch, on_epoch=progress.epoch, consume=True)
     progress.close()
     result = outcome["result"]
     if outcome["saved"]:

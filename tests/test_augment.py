@@ -11,7 +11,7 @@ from tinygrad_digits import augment as A
 from tinygrad_digits import model as M
 from tinygrad_digits import optimizers as O
 from tinygrad_digits import train as T
-from tinygrad_digits.cli import options
+from tinygrad_digits import registry
 
 RECIPES = [name for name, config in A.AUGMENTATIONS.items() if config is not None]
 
@@ -125,7 +125,7 @@ def test_bad_shapes_are_rejected(rng):
 
 
 def test_the_cli_lists_every_recipe():
-    assert tuple(A.AUGMENTATIONS) == options.AUGMENTATION_NAMES
+    assert tuple(A.AUGMENTATIONS) == registry.AUGMENTATIONS
 
 
 # ---------------------------------------------------------------- labels and statistics

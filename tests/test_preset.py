@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tinygrad_digits import app
+from tinygrad_digits import app, registry
 from tinygrad_digits.cli import options
 from tinygrad_digits.cli.main import main
 from tinygrad_digits.modelfile import load_model
@@ -42,7 +42,7 @@ def run(*args):
 
 def test_best_expands_to_its_documented_recipe():
     assert app.preset_run("best") == BEST
-    assert options.PRESET_NAMES == tuple(app.PRESETS)
+    assert registry.PRESETS == tuple(app.PRESETS)
     help_text = " ".join(run("train", "--help").stdout.split())
     for words in ("800x800", "ReLU", "dropout 0.1", "elastic augmentation", "16 epochs", "all 60,000", "99%"):
         assert words in help_text

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from . import registry
 from .kernels import augment as _augment
 
 
@@ -55,12 +56,13 @@ class AugmentConfig:
         return asdict(self)
 
 
-AUGMENTATIONS: dict[str, AugmentConfig | None] = {
+_RECIPES: dict[str, AugmentConfig | None] = {
     "none": None,
     "shift": AugmentConfig(max_shift=2.0, max_rotation=0.0, max_scale=0.0),
     "affine": AugmentConfig(max_shift=2.0, max_rotation=10.0, max_scale=0.1),
     "elastic": AugmentConfig(max_shift=2.0, max_rotation=10.0, max_scale=0.1, elastic=1.0),
 }
+AUGMENTATIONS: dict[str, AugmentConfig | None] = {name: _RECIPES[name] for name in registry.AUGMENTATIONS}
 
 
 def augmentation(name: str) -> AugmentConfig | None:

@@ -20,9 +20,9 @@ import math
 
 import numpy as np
 
-from . import ops
+from . import ops, registry
 
-INITS = ("auto", "he", "glorot", "normal")
+INITS = registry.INITS
 MAX_DEPTH = 8  # nesting of Sequential and Residual that from_json accepts
 
 

@@ -24,6 +24,9 @@ def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
         return np.diag(confusion) / totals
 
 
+CHUNK = 4096  # images evaluated at a time
+
+
 def evaluate(spec, params, images: np.ndarray, labels: np.ndarray) -> dict:
     """Loss, accuracy, per-digit accuracy and confusion matrix of a model on raw [0, 1] images.
 
@@ -34,9 +37,14 @@ def evaluate(spec, params, images: np.ndarray, labels: np.ndarray) -> dict:
 
     labels = np.asarray(labels, dtype=np.int64)
     dtype = np.result_type(*params.values()).type
-    x = M.normalize(spec, images, dtype)
-    loss, accuracy = evaluate_loss_accuracy(spec, params, x, labels)
-    predictions = np.argmax(M.predict_proba(spec, params, images), axis=1)
+    total, predictions = 0.0, np.empty(len(labels), dtype=np.int64)
+    for start in range(0, len(labels), CHUNK):  # a chunk at a time: no normalized copy of the whole set
+        x = M.normalize(spec, images[start : start + CHUNK], dtype)
+        loss, _ = evaluate_loss_accuracy(spec, params, x, labels[start : start + CHUNK])
+        total += loss * len(x)
+        predictions[start : start + CHUNK] = np.argmax(M.predict_proba(spec, params, images[start : start + CHUNK]), 1)
+    loss = total / len(labels) if len(labels) else float("nan")
+    accuracy = float(np.mean(predictions == labels)) if len(labels) else float("nan")
     confusion = confusion_matrix(labels, predictions, spec.outputs)
     return {
         "loss": float(loss),

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import registry
 from .autodiff import Primitive
 from .kernels import activations as _act
 from .kernels import dense as _dense
@@ -32,12 +33,13 @@ class Activation(NamedTuple):
     keras: str  # the Keras activation name
 
 
-ACTIVATIONS: dict[str, Activation] = {
+_ACTIVATION_TABLE = {
     "relu": Activation(_act.RELU, "he", "relu"),
     "leaky_relu": Activation(_act.LEAKY_RELU, "he", "leaky_relu"),
     "sigmoid": Activation(_act.SIGMOID, "glorot", "sigmoid"),
     "tanh": Activation(_act.TANH, "glorot", "tanh"),
 }
+ACTIVATIONS: dict[str, Activation] = {name: _ACTIVATION_TABLE[name] for name in registry.ACTIVATIONS}
 IDENTITY = "identity"  # no activation (a dense layer's logits)
 
 
