@@ -112,17 +112,11 @@ def _append(out_dir: Path, record: dict) -> None:
 
 
 @functools.lru_cache(maxsize=1)
-def _raw_mnist(data_dir: str):
-    from . import data
-
-    return data.load_mnist(data_dir)
-
-
-@functools.lru_cache(maxsize=1)
 def _splits(data_dir: str, seed: int):
+    """The splits of one seed, from the per-user cache of decoded arrays (runs of a seed share them)."""
     from . import data
 
-    return data.split(*_raw_mnist(data_dir), seed=seed)
+    return data.load_splits(data_dir, seed=seed)
 
 
 def run_one(run: TrainRun, data_dir: str | Path, models_dir: str | Path) -> dict:
