@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import layers, ops
+from .network import check_scaling
 from .kernels import softmax as _softmax
 
 INITS = layers.INITS
@@ -53,12 +54,7 @@ class ModelSpec:
             ops.activation_code(a)
         if not (math.isfinite(self.alpha) and self.alpha >= 0):
             raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha}")
-        for name in ("input_mean", "input_std"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if not 1e-6 <= self.input_std <= 1e6:
-            raise ValueError(f"input_std must be positive, in [1e-6, 1e6], got {self.input_std}")
+        check_scaling(self.input_mean, self.input_std)
         if not 0 <= self.dropout < 1:
             raise ValueError(
                 f"dropout is the fraction of units dropped: expected 0 <= dropout < 1, got {self.dropout}"

@@ -17,6 +17,15 @@ import numpy as np
 from . import layers
 
 
+def check_scaling(mean, std, where: str = "") -> None:
+    """ValueError unless the input scaling is a finite mean and a std in [1e-6, 1e6]."""
+    for name, value in (("input_mean", mean), ("input_std", std)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{where}{name} must be a finite number, got {value!r}")
+    if not 1e-6 <= std <= 1e6:
+        raise ValueError(f"{where}input_std must be positive, in [1e-6, 1e6], got {std}")
+
+
 @dataclass(frozen=True, eq=False)
 class Network:
     layers: layers.Layer
@@ -33,12 +42,7 @@ class Network:
         ):
             raise ValueError(f"Network: input_shape must be positive integers, got {list(shape)}")
         object.__setattr__(self, "input_shape", tuple(int(n) for n in shape))
-        for name in ("input_mean", "input_std"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"Network: {name} must be a finite number, got {value!r}")
-        if not 1e-6 <= self.input_std <= 1e6:
-            raise ValueError(f"Network: input_std must lie in [1e-6, 1e6], got {self.input_std}")
+        check_scaling(self.input_mean, self.input_std, "Network: ")
         out = self.layers.output_shape(self.input_shape)
         if len(out) != 1:
             raise ValueError(f"Network: the layers must end in a vector of class scores, got shape {out}")
