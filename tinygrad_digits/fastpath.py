@@ -98,33 +98,37 @@ class FusedSteps:
         slots = {"sgd": 0, "momentum": 1, "adam": 2}[optimizer.name]
         self.slot1 = np.zeros(size if slots >= 1 else 0, dtype=dtype)
         self.slot2 = np.zeros(size if slots >= 2 else 0, dtype=dtype)
-        self.rule = _RULES[optimizer.name]
-        self.hyper = np.array([1.0 - optimizer.beta1, 1.0 - optimizer.beta2, optimizer.epsilon,
-                               optimizer.momentum, optimizer.weight_decay, 0.0], dtype=dtype)
+        hyper = np.zeros(_steps.HYPER_SIZE, dtype=dtype)
+        for at, value in ((_steps.ONE_MINUS_BETA1, 1.0 - optimizer.beta1), (_steps.ONE_MINUS_BETA2, 1.0 - optimizer.beta2),
+                          (_steps.EPSILON, optimizer.epsilon), (_steps.MOMENTUM_COEF, optimizer.momentum),
+                          (_steps.WEIGHT_DECAY, optimizer.weight_decay), (_steps.BIAS_DECAY, 0.0)):
+            hyper[at] = value
         self.alpha = float(alpha)
-        self.progress = np.zeros(4, dtype=np.float64)
+        self.progress = np.zeros(_steps.PROGRESS_SIZE, dtype=np.float64)
         self.chunk = int(min(64, max(1, _CHUNK_WORK // (batch * size))))
 
         self.blas = _blas_limiter(batch) if USE_PARALLEL else None
         self.parts = parts = 1 if self.blas is None else _numba_threads()
         self.kernel = _steps.train_steps if parts == 1 else _steps.train_steps_parallel
-        self.part_grads = self.grads[None] if parts == 1 else np.empty((parts, size), dtype=dtype)
-        widest = int(self.layout[:, 2].max())
-        self.bias_sums = np.zeros((parts, len(self.layout), widest), dtype=np.float64)
-        self.losses = np.zeros(parts, dtype=np.float64)
-        self.hits = np.zeros(parts, dtype=np.int64)
-        self.scratch = np.zeros((parts, widest), dtype=dtype)
         background, count = _background(self.x) if USE_SPARSE else (0, 0)  # two passes over x: only if used
         self.background = dtype.type(background)
         self.sparse = USE_SPARSE and count >= SPARSE_MIN_BACKGROUND * self.x.size > 0
         if self.sparse:
-            self.csr = _sparse.csr_rows(self.x, self.background)
+            csr = _sparse.csr_rows(self.x, self.background)
         else:
-            self.csr = (np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, dtype))
+            csr = (np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, dtype))
+        widest = int(self.layout[:, 2].max())
         share = -(-batch // parts) * d_in if self.sparse else 0
-        self.c_ptr = np.zeros((parts, d_in + 1), dtype=np.int64)
-        self.c_rows = np.zeros((parts, share), dtype=np.int64)
-        self.c_values = np.zeros((parts, share), dtype=dtype)
+        self.data = _steps.TrainingSet(self.x, self.y, self.sparse, *csr, self.background)
+        self.net = _steps.Network(self.flat, self.layout, self.alpha)
+        self.opt = _steps.Optimizer(_RULES[optimizer.name], hyper, self.slot1, self.slot2)
+        self.buffers = _steps.Buffers(self.grads, self.outs, self.deltas, self.xbuf, self.ybuf, self.progress)
+        self.part_buffers = _steps.PartBuffers(
+            self.grads[None] if parts == 1 else np.empty((parts, size), dtype=dtype),
+            np.zeros((parts, len(self.layout), widest), dtype=np.float64), np.zeros(parts, dtype=np.float64),
+            np.zeros(parts, dtype=np.int64), np.zeros((parts, widest), dtype=dtype),
+            np.zeros((parts, d_in + 1), dtype=np.int64), np.zeros((parts, share), dtype=np.int64),
+            np.zeros((parts, share), dtype=dtype))
         self.pack()
 
     def pack(self) -> None:
@@ -135,8 +139,8 @@ class FusedSteps:
         """Params and the epoch's tally as of the last step the kernel finished."""
         for key, at, count in self.keys:
             self.params[key].reshape(-1)[...] = self.flat[at : at + count]
-        done = int(self.progress[0])
-        tally.loss_sum, tally.correct = float(self.progress[1]), int(self.progress[2])
+        done = int(self.progress[_steps.STEPS_DONE])
+        tally.loss_sum, tally.correct = float(self.progress[_steps.LOSS_SUM]), int(self.progress[_steps.CORRECT])
         tally.seen = min(done * self.batch_size, len(self.x))
 
     def _learning_rates(self, t: int, count: int) -> np.ndarray:
@@ -153,12 +157,8 @@ class FusedSteps:
     def steps(self, order, first: int, last: int, rates) -> int:
         """Steps first .. last - 1 of the epoch ``order`` through the kernel (its return)."""
         with self.blas.limit(limits=1) if self.blas is not None else contextlib.nullcontext():
-            return self.kernel(
-                self.x, self.y, order, self.batch_size, first, last, self.flat, self.layout, self.alpha,
-                self.rule, rates, self.hyper, self.slot1, self.slot2, self.grads, self.outs, self.deltas,
-                self.xbuf, self.ybuf, self.progress, self.part_grads, self.bias_sums, self.losses, self.hits,
-                self.sparse, *self.csr, self.background, self.scratch, self.c_ptr, self.c_rows, self.c_values,
-            )
+            return self.kernel(self.data, self.net, self.opt, self.buffers, self.part_buffers, order,
+                               self.batch_size, first, last, rates)
 
     def run_epoch(self, order, state, tally, on_batch):
         """One epoch in chunks of steps; on_batch calls come after each chunk. Returns None, or
@@ -170,13 +170,13 @@ class FusedSteps:
             last = min(steps, done + self.chunk)
             failed = self.steps(order, done, last, self._learning_rates(state["step"], last - done))
             self.sync(tally)
-            reached = int(self.progress[0])
+            reached = int(self.progress[_steps.STEPS_DONE])
             state["step"] += reached - done
             if on_batch is not None:
                 for step in range(done, reached):
                     on_batch(step + 1, steps)
             if failed >= 0:
-                return failed, float(self.progress[3])
+                return failed, float(self.progress[_steps.LAST_LOSS])
             done = reached
         return None
 
