@@ -161,13 +161,14 @@ def test_bench_runs_end_to_end_on_a_tiny_subset(tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     (config,) = report["configs"]
-    assert set(config["runners"]) == {"ours", "ours (one thread)", "ours (general path)", "numpy reference"}
+    assert set(config["runners"]) == {"ours", "ours (one thread)", "ours (parallel)", "ours (general path)",
+                                      "numpy reference"}
     for runner in config["runners"].values():
         assert len(runner["epochs"]) == 2 and runner["seconds_per_epoch"] > 0
         assert 0 <= runner["test_accuracy"] <= 1
     # our three paths train alike: the same loss after the same epochs
     ours, general = config["runners"]["ours"], config["runners"]["ours (general path)"]
-    for path in (ours, config["runners"]["ours (one thread)"]):
+    for path in (ours, config["runners"]["ours (one thread)"], config["runners"]["ours (parallel)"]):
         assert path["final_loss"] == pytest.approx(general["final_loss"], rel=1e-4)
         assert abs(path["test_accuracy"] - general["test_accuracy"]) <= 0.001
     assert ours["paired_vs_ours"] == 1.0 and general["paired_vs_floor"] > 0

@@ -31,7 +31,8 @@ PAUSE_SECONDS = 0.25  # > OpenBLAS's default thread timeout (2^28 cycles, ~0.1 s
 HEADLINE = ((128,), 128)
 RUNNERS = {  # name: (script, extra arguments)
     "ours": ("ours_runner.py", ()),
-    "ours (one thread)": ("ours_runner.py", ("--one-thread",)),
+    "ours (one thread)": ("ours_runner.py", ("--threads", "one")),
+    "ours (parallel)": ("ours_runner.py", ("--threads", "parallel")),
     "ours (general path)": ("ours_runner.py", ("--general",)),
     "numpy reference": ("numpy_reference.py", ()),
     "keras": ("keras_runner.py", ()),
@@ -219,7 +220,7 @@ def _time_config(workers: dict, hidden, batch_size, plan: BenchPlan, data_dir: P
 def _start_workers(plan: BenchPlan, env: dict, root: Path, log_dir: Path, log) -> dict:
     names = ["ours", "numpy reference"]
     if plan.general:
-        names[1:1] = ["ours (one thread)", "ours (general path)"]
+        names[1:1] = ["ours (one thread)", "ours (parallel)", "ours (general path)"]
     if plan.keras:
         if keras_available():
             names.append("keras")

@@ -6,9 +6,11 @@ of ``(weight key, bias key, activation name)``, one per layer, and one leaky_rel
 all; ``layers.dense_chain`` finds it in a model, so nothing here knows how layers name their
 parameters. A run here gives the general path's parameters to float32 rounding.
 
-The steps run in kernels/steps.train_steps_parallel, split over Numba's threads, when there are
-at least two and threadpoolctl holds BLAS to one thread meanwhile; else in
-kernels/steps.train_steps, in this thread. The first layer reads a CSR copy of the training set
+The steps run in kernels/steps.train_steps, in this thread, or in
+kernels/steps.train_steps_parallel, split over Numba's threads while threadpoolctl holds BLAS to
+one thread: the parallel kernel where warm-up found it the faster on this machine
+(warmup.thread_choice), or where no choice was recorded, when there are at least two threads and
+the batch gives each two rows or more. The first layer reads a CSR copy of the training set
 (kernels/sparse.py) when at least SPARSE_MIN_BACKGROUND of its inputs hold the background value.
 """
 
@@ -26,7 +28,7 @@ from .kernels import steps as _steps
 from .kernels.activations import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
 
 USE_FUSED = True  # False forces the general path (tests and benchmarks compare the two)
-USE_PARALLEL = True  # False keeps the fused path on one thread
+USE_PARALLEL = None  # None: as warm-up measured (module doc); True / False force the parallel / one-thread kernel
 USE_SPARSE = True  # False keeps the parallel path's first layer dense
 SPARSE_MIN_BACKGROUND = 0.5  # the fraction of background inputs from which the sparse first layer pays
 ACTIVATION_CODES = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU, "sigmoid": SIGMOID,
@@ -80,7 +82,10 @@ class FusedSteps:
     kernel's params back out after every chunk of steps.
     """
 
-    def __init__(self, chain, alpha: float, params, x_train, y_train, batch_size: int, optimizer):
+    def __init__(self, chain, alpha: float, params, x_train, y_train, batch_size: int, optimizer,
+                 parallel: bool | None = None):
+        """``parallel`` None follows USE_PARALLEL; True / False force either kernel (where the
+        parallel one can run: parallel_possible)."""
         dtype = np.dtype(np.float32)
         self.params, self.optimizer = params, optimizer
         # writable C arrays: a read-only or strided one would compile another kernel signature
@@ -107,8 +112,8 @@ class FusedSteps:
         self.progress = np.zeros(_steps.PROGRESS_SIZE, dtype=np.float64)
         self.chunk = int(min(64, max(1, _CHUNK_WORK // (batch * size))))
 
-        self.blas = _blas_limiter(batch) if USE_PARALLEL else None
-        self.parts = parts = 1 if self.blas is None else _numba_threads()
+        self.blas = _blas_limiter(batch) if _want_parallel(parallel) and parallel_possible(batch) else None
+        self.parts = parts = 1 if self.blas is None else numba_threads()
         self.kernel = _steps.train_steps if parts == 1 else _steps.train_steps_parallel
         background, count = _background(self.x) if USE_SPARSE else (0, 0)  # two passes over x: only if used
         self.background = dtype.type(background)
@@ -181,17 +186,30 @@ class FusedSteps:
         return None
 
 
-def _numba_threads() -> int:
+def numba_threads() -> int:
     import numba
 
     return numba.get_num_threads()
 
 
+def parallel_possible(batch_size: int) -> bool:
+    """Whether the parallel kernel can run: Numba has two threads or more, and the batch gives
+    each two rows or more."""
+    return numba_threads() >= 2 and batch_size >= 2 * numba_threads()
+
+
+def _want_parallel(parallel: bool | None) -> bool:
+    if parallel is None:
+        parallel = USE_PARALLEL
+    if parallel is None:
+        from . import warmup
+
+        parallel = warmup.thread_choice()
+    return parallel is not False
+
+
 def _blas_limiter(batch_size: int):
-    """threadpoolctl's handle on the BLAS libraries, when the parallel kernel can run: Numba
-    has two threads or more, the batch gives each two rows or more, and BLAS is found."""
-    if _numba_threads() < 2 or batch_size < 2 * _numba_threads():
-        return None
+    """threadpoolctl's handle on the BLAS libraries (None if none is found)."""
     from threadpoolctl import ThreadpoolController
 
     blas = ThreadpoolController().select(user_api="blas")
