@@ -12,11 +12,13 @@ A step runs in two phases over the ``parts``:
 1. rows (``_rows_pass``): part t takes the batch rows [nb t / parts, nb (t + 1) / parts). It
    runs them forward through every layer, takes their softmax cross-entropy, carries the loss
    gradient back to every layer's pre-activation (``deltas``), and adds up its rows' share of
-   every weight gradient (``PartBuffers.grads[t]``) and bias gradient (``bias_sums[t]``, float64).
-   All of it is row by row, so no part waits for another.
+   every weight gradient (``PartBuffers.grads[t]``) and bias gradient (``bias_sums[t]``, float64),
+   but a sparse first layer's weight gradient. All of it is row by row, so no part waits for
+   another.
 2. weights (``_weights_pass``): part t takes rows [fan_in t / parts, fan_in (t + 1) / parts) of
-   every layer's W, adds up the parts' gradients there and updates them; part (layer % parts)
-   does the layer's bias.
+   every layer's W, adds up the parts' gradients there (a sparse first layer's it computes there,
+   over all of the batch's rows: no copy per part to add up) and updates them; part
+   (layer % parts) does the layer's bias.
 
 Between the phases the loss is checked: a step with a non-finite loss changes no parameter.
 With ``sparse``, the first layer reads the training set as CSR rows (sparse.py: ``indptr``,
@@ -41,8 +43,20 @@ from numba import prange
 
 from ._jit import kernel
 from .floatenv import FLUSH_SUBNORMALS, mxcsr, set_mxcsr
-from .fused import ADAM, B_OFFSET, D_IN, D_OUT, MOMENTUM, OUT_OFFSET, W_OFFSET, ACT
-from .fused import _activation_grad, _bias_activate, _gather, _view2
+from .fused import (
+    ACT,
+    ADAM,
+    B_OFFSET,
+    D_IN,
+    D_OUT,
+    MOMENTUM,
+    OUT_OFFSET,
+    W_OFFSET,
+    _activation_grad,
+    _bias_activate,
+    _gather,
+    _view2,
+)
 from .optim import adam_update, momentum_update, sgd_update
 from .softmax import softmax_cross_entropy_rows
 from .sparse import column_sums, sparse_forward, sparse_weight_grad
@@ -69,8 +83,8 @@ PartBuffers = namedtuple("PartBuffers", ["grads", "bias_sums", "losses", "hits",
                                          "c_values"])
 PartBuffers.__doc__ = """Each part's own, leading axis parts: grads (parts, P) (with one part it may be
 Buffers.grads[None]), bias_sums (parts, layers, max d_out) float64, losses float64, hits int64, sums
-(parts, max d_out), c_ptr (parts, d_in + 1) int64, c_rows (parts, rows * d_in) int64 and c_values
-(parts, rows * d_in), rows = ceil(batch_size / parts) (sparse.sparse_weight_grad's CSC scratch)."""
+(parts, max d_out), c_ptr (parts, d_in + 1) int64, c_rows (parts, batch_size * d_in) int64 and
+c_values (parts, batch_size * d_in) (sparse.sparse_weight_grad's CSC scratch; empty when not sparse)."""
 
 
 def _steps(data, net, opt, buf, parts, order, batch_size, first, last, learning_rates):
@@ -100,7 +114,7 @@ def _steps(data, net, opt, buf, parts, order, batch_size, first, last, learning_
         for k in prange(count):
             saved = mxcsr()
             set_mxcsr(saved | FLUSH_SUBNORMALS)
-            _weights_pass(net, opt, buf, parts, np.int64(k), count, rate)
+            _weights_pass(data, net, opt, buf, parts, np.int64(k), count, rate, order[start : start + nb])
             set_mxcsr(saved)
         _step_done(s, nb, parts.hits, buf.progress)
     return -1
@@ -153,10 +167,7 @@ def _rows_pass(data, net, buf, parts, part, count, order, start, nb):
             np.dot(_view2(outs, layout[layer - 1, OUT_OFFSET], nb, fan_in)[lo:hi].T, dz, dw)
             w = _view2(params, w_at, fan_in, fan_out)
             np.dot(dz, w.T, _view2(deltas, layout[layer - 1, OUT_OFFSET], nb, fan_in)[lo:hi])
-        elif data.sparse:
-            sparse_weight_grad(data.indptr, data.indices, data.values, rows, data.background, dz, dw,
-                               sums[:fan_out], parts.c_ptr[part], parts.c_rows[part], parts.c_values[part])
-        else:
+        elif not data.sparse:  # a sparse first layer's weight gradient waits for the weights phase
             np.dot(xb.T, dz, dw)
     parts.losses[part] = loss
     parts.hits[part] = correct
@@ -175,18 +186,31 @@ def _update(opt, p, g, slot1, slot2, lr_t, weight_decay):
 
 
 @kernel
-def _weights_pass(net, opt, buf, parts, part, count, lr_t):
-    """Phase 2 for part ``part`` of ``count`` (module doc). The weight gradients are summed into
-    buf.grads, or with one part used where they are (parts.grads[0], which may be buf.grads)."""
+def _weights_pass(data, net, opt, buf, parts, part, count, lr_t, rows):
+    """Phase 2 for part ``part`` of ``count`` (module doc), for the batch's ``rows``. The weight
+    gradients are summed into buf.grads, or with one part used where they are (parts.grads[0],
+    which may be buf.grads); a sparse first layer's are computed into buf.grads."""
     params, layout, grads, part_grads = net.params, net.layout, buf.grads, parts.grads
-    slot1, slot2 = opt.slot1, opt.slot2
+    slot1, slot2, bias_sums = opt.slot1, opt.slot2, parts.bias_sums
     for layer in range(layout.shape[0]):
         fan_in, fan_out = layout[layer, D_IN], layout[layer, D_OUT]
         w_at, b_at = layout[layer, W_OFFSET], layout[layer, B_OFFSET]
-        lo = w_at + fan_in * part // count * fan_out
-        hi = w_at + fan_in * (part + 1) // count * fan_out
+        k_lo, k_hi = fan_in * part // count, fan_in * (part + 1) // count
+        lo, hi = w_at + k_lo * fan_out, w_at + k_hi * fan_out
         total = part_grads[0, lo:hi]
-        if count > 1:
+        if layer == 0 and data.sparse:
+            total = grads[lo:hi]
+            dz_sums = parts.sums[part, :fan_out]
+            for j in range(fan_out):  # colsum(dz) over the batch: the bias gradient
+                db = 0.0
+                for p in range(count):
+                    db += bias_sums[p, 0, j]
+                dz_sums[j] = db
+            dz = _view2(buf.deltas, layout[0, OUT_OFFSET], rows.size, fan_out)
+            sparse_weight_grad(data.indptr, data.indices, data.values, rows, data.background, dz, dz_sums, k_lo,
+                               total.reshape((k_hi - k_lo, fan_out)), parts.c_ptr[part], parts.c_rows[part],
+                               parts.c_values[part])
+        elif count > 1:
             total = grads[lo:hi]
             first = part_grads[0, lo:hi]
             for i in range(total.size):  # not total[:] = first: its shape check compiles string code (3 s)
@@ -200,7 +224,7 @@ def _weights_pass(net, opt, buf, parts, part, count, lr_t):
             for j in range(fan_out):
                 db = 0.0
                 for p in range(count):
-                    db += parts.bias_sums[p, layer, j]
+                    db += bias_sums[p, layer, j]
                 grads[b_at + j] = db
             end = b_at + fan_out
             _update(opt, params[b_at:end], grads[b_at:end], slot1[b_at:end], slot2[b_at:end], lr_t,

@@ -123,7 +123,7 @@ class FusedSteps:
         else:
             csr = (np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, dtype))
         widest = int(self.layout[:, 2].max())
-        share = -(-batch // parts) * d_in if self.sparse else 0
+        share = batch * d_in if self.sparse else 0  # the CSC scratch of the whole batch's first layer
         self.data = _steps.TrainingSet(self.x, self.y, self.sparse, *csr, self.background)
         self.net = _steps.Network(self.flat, self.layout, self.alpha)
         self.opt = _steps.Optimizer(_RULES[optimizer.name], hyper, self.slot1, self.slot2)
