@@ -198,6 +198,26 @@ def _start_workers(plan: BenchPlan, env: dict, log_dir: Path, log) -> dict:
     return workers
 
 
+WARM_UP = (
+    "import json\n"
+    "from tinygrad_digits import warmup\n"
+    "if not warmup.kernels_cached():\n"
+    "    warmup.warm_up()\n"
+    "print(json.dumps(warmup.recorded_choice()))\n"
+)
+
+
+def warm_kernels(env: dict, log) -> dict | None:
+    """Compile the kernels (a cold cache) before any worker starts, in a process of its own, so
+    that workers do not compile side by side and warm-up times the training kernels on a machine
+    that nothing of the bench loads yet; returns the thread choice recorded (warmup.THREADS_FILE)."""
+    log("kernels: warm-up (compiles only when the cache is cold)")
+    done = subprocess.run([sys.executable, "-c", WARM_UP], env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise BenchError(f"kernel warm-up failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def environment() -> dict:
     """The machine: CPU model and vector extensions, CPU count, load, versions, OpenBLAS settings."""
     flags, model = set(), None
@@ -239,6 +259,7 @@ def run_bench(plan: BenchPlan, splits, log=lambda message: None) -> dict:
         tmp = Path(tmp)
         n, inputs = _write_data(splits, plan.train_size, tmp)
         for variant, env in variants:
+            report["environment"].setdefault("thread_choice", warm_kernels(env, log))
             workers = _start_workers(plan, env, tmp, log)
             try:
                 for name in [w for w in workers if w.startswith(("keras", "jax"))]:

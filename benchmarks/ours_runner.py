@@ -23,12 +23,11 @@ class Worker:
         from tinygrad_digits import model as M
         from tinygrad_digits import optimizers as O
         from tinygrad_digits import train as T
-        from tinygrad_digits import warmup
-
         self.M, self.O, self.T, self.F = M, O, T, F
         F.USE_FUSED = not general
         F.USE_PARALLEL = {"auto": None, "one": False, "parallel": True}[threads]
-        warmup.warm_up()  # compiles or loads the kernels, and times the one-thread kernel against the parallel one
+        # the parent warmed the kernels up before starting any worker (bench_run.warm_kernels): they
+        # load as they are first called, and the thread choice is the one warm-up recorded then
         self.channel = channel
         self.pending = None
 

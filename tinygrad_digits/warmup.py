@@ -134,14 +134,19 @@ def thread_key() -> str:
 def thread_choice() -> bool | None:
     """Whether the parallel kernel was the faster when warm-up last timed them here, or None when
     no choice holds for this machine, these sources and this thread count."""
+    choice = recorded_choice()
+    return None if choice is None else bool(choice.get("parallel"))
+
+
+def recorded_choice() -> dict | None:
+    """What choose_threads returned when warm-up last ran here, if it holds for this machine, these
+    sources and this thread count (thread_key); else None."""
     root = _cache_root()
     try:
         choice = json.loads((root / THREADS_FILE).read_text()) if root is not None else None
     except (OSError, ValueError):
         return None
-    if not isinstance(choice, dict) or choice.get("key") != thread_key():
-        return None
-    return bool(choice.get("parallel"))
+    return choice if isinstance(choice, dict) and choice.get("key") == thread_key() else None
 
 
 def cpu_model() -> str:
