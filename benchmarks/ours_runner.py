@@ -57,7 +57,8 @@ class Worker:
         return self.pending
 
     def _after_epoch(self, record, params):
-        reply = {"seconds": record["seconds"], "loss": record["train_loss"]}
+        # the training steps' seconds where the history has them apart from validation (there is none here)
+        reply = {"seconds": record.get("train_seconds", record["seconds"]), "loss": record["train_loss"]}
         if record["epoch"] == self.config.epochs:
             self.pending = reply  # train returns next; epoch() sends it
             return
