@@ -121,8 +121,9 @@ def test_a_warm_cache_loads_the_training_kernel_without_numbas_registry_refresh(
         "result = T.train(spec, M.init_params(spec, np.random.default_rng(0)), x, y, x[:0], y[:0],\n"
         "                 T.TrainConfig(epochs=2, batch_size=64), O.OptimizerConfig('adam'))\n"
         "np.savez(sys.argv[1] + '/there.npz', **result.params)\n"
-        "stats = [k.stats for k in (steps.train_steps_parallel, steps.train_steps)]  # whichever ran\n"
-        "assert sum(sum(s.cache_hits.values()) for s in stats) == 1, stats\n"
+        "stats = [k.stats for k in (steps.train_steps_parallel, steps.train_steps)]  # whichever ran: one, or\n"
+        "hits = [sum(s.cache_hits.values()) for s in stats]  # both (the trainer times them on two threads)\n"
+        "assert max(hits) == 1 and sum(hits) >= 1, stats\n"
         "assert not any(s.cache_misses for s in stats), stats\n"
         "assert 'numba.typed.typeddict' not in sys.modules, 'the registries were refreshed'\n"
         "from numba import njit\n"
@@ -214,11 +215,13 @@ def test_warm_up_records_which_training_kernel_is_faster_here_and_training_follo
     spec = M.ModelSpec(hidden=(8,))
     x, y = np.zeros((64, spec.inputs), np.float32), np.zeros(64, np.int64)
     monkeypatch.setattr(F, "USE_PARALLEL", None)
-    for choice, parts in ((True, numba.get_num_threads()), (False, 1), (None, numba.get_num_threads())):
+    for choice, parallel in ((True, True), (False, False), (None, True)):
         monkeypatch.setattr(warmup, "thread_choice", lambda choice=choice: choice)
         steps = F.FusedSteps(M.dense_chain(spec), spec.alpha, M.init_params(spec, np.random.default_rng(0)), x, y,
                              32, O.OptimizerConfig("adam"))
-        assert steps.parts == parts, choice
+        # the step in parts for the threads either way; the kernel training starts with
+        assert steps.parts == numba.get_num_threads() and steps.adaptive
+        assert steps.parallel is parallel, choice
 
 
 def test_a_thread_choice_made_elsewhere_does_not_hold_here(tmp_path, monkeypatch):

@@ -7,10 +7,15 @@ all; ``layers.dense_chain`` finds it in a model, so nothing here knows how layer
 parameters. A run here gives the general path's parameters to float32 rounding.
 
 The steps run in kernels/steps.train_steps, in this thread, or in
-kernels/steps.train_steps_parallel, split over Numba's threads while threadpoolctl holds BLAS to
-one thread: the parallel kernel where warm-up found it the faster on this machine
-(warmup.thread_choice), or where no choice was recorded, when there are at least two threads and
-the batch gives each two rows or more. The first layer reads a CSR copy of the training set
+kernels/steps.train_steps_parallel, split over Numba's threads. Where there are at least two
+threads and the batch gives each two rows or more, a step is split into ``parts = threads`` parts
+either way (BLAS held to one thread by threadpoolctl), so the two kernels do the same arithmetic
+to the bit and the trainer may take whichever is faster at the moment: it starts with the one
+warm-up found faster on this machine (warmup.thread_choice), times every chunk of steps, runs a
+few steps of the other kernel every PROBE_EVERY chunks, and keeps the faster. A parallel step
+waits at two barriers for every thread, and a thread whose core another process has taken stalls
+it: the one-thread kernel never waits. USE_PARALLEL = True or False forces either (False: one
+part, the general path's arithmetic to the bit with a dense first layer). The first layer reads a CSR copy of the training set
 (kernels/sparse.py) when at least SPARSE_MIN_BACKGROUND of its inputs hold the background value.
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 
 import numpy as np
 
@@ -38,6 +44,9 @@ _RULES = {"sgd": _fused.SGD, "momentum": _fused.MOMENTUM, "adam": _fused.ADAM}
 _OPTIMIZER_FIELDS = {"name", "learning_rate", "schedule", "total_steps", "weight_decay", "momentum", "beta1",
                      "beta2", "epsilon"}
 _CHUNK_WORK = 5e8  # rows * parameters per kernel call: ~10-30 ms, so Ctrl-C and progress stay live
+PROBE_EVERY = 16  # chunks between two short runs of the kernel not in use (module doc)
+PROBE_STEPS = 4  # steps of such a run, and of each kernel's first (its load) run
+_clock = time.perf_counter
 
 
 def fusable(chain, params: dict, optimizer) -> bool:
@@ -84,8 +93,8 @@ class FusedSteps:
 
     def __init__(self, chain, alpha: float, params, x_train, y_train, batch_size: int, optimizer,
                  parallel: bool | None = None):
-        """``parallel`` None follows USE_PARALLEL; True / False force either kernel (where the
-        parallel one can run: parallel_possible)."""
+        """``parallel`` None follows USE_PARALLEL: None chooses the kernel as it goes (module doc),
+        True / False force either (where the parallel one can run: parallel_possible)."""
         dtype = np.dtype(np.float32)
         self.params, self.optimizer = params, optimizer
         # writable C arrays: a read-only or strided one would compile another kernel signature
@@ -112,9 +121,13 @@ class FusedSteps:
         self.progress = np.zeros(_steps.PROGRESS_SIZE, dtype=np.float64)
         self.chunk = int(min(64, max(1, _CHUNK_WORK // (batch * size))))
 
-        self.blas = _blas_limiter(batch) if _want_parallel(parallel) and parallel_possible(batch) else None
+        mode = USE_PARALLEL if parallel is None else parallel
+        self.blas = _blas_limiter(batch) if mode is not False and parallel_possible(batch) else None
         self.parts = parts = 1 if self.blas is None else numba_threads()
-        self.kernel = _steps.train_steps if parts == 1 else _steps.train_steps_parallel
+        self.adaptive = mode is None and parts > 1
+        self.parallel = parts > 1 and (mode is True or (mode is None and _recorded_choice() is not False))
+        self.seconds = {}  # parallel (bool): seconds per step of that kernel's last timed run
+        self._loaded, self._chunks = set(), 0
         background, count = _background(self.x) if USE_SPARSE else (0, 0)  # two passes over x: only if used
         self.background = dtype.type(background)
         self.sparse = USE_SPARSE and count >= SPARSE_MIN_BACKGROUND * self.x.size > 0
@@ -159,11 +172,41 @@ class FusedSteps:
             rates.append(lr)
         return np.array(rates, dtype=self.flat.dtype)
 
-    def steps(self, order, first: int, last: int, rates) -> int:
-        """Steps first .. last - 1 of the epoch ``order`` through the kernel (its return)."""
+    @property
+    def kernel(self):
+        """The kernel the next steps take."""
+        return _steps.train_steps_parallel if self.parallel else _steps.train_steps
+
+    def steps(self, order, first: int, last: int, rates, parallel: bool | None = None) -> int:
+        """Steps first .. last - 1 of the epoch ``order`` through the kernel (its return); with
+        ``parallel`` given, through that kernel (the same arithmetic, when parts > 1)."""
+        parallel = self.parallel if parallel is None else parallel
+        assert not parallel or self.parts > 1, "the parallel kernel needs two parts or more"
+        kernel = _steps.train_steps_parallel if parallel else _steps.train_steps
         with self.blas.limit(limits=1) if self.blas is not None else contextlib.nullcontext():
-            return self.kernel(self.data, self.net, self.opt, self.buffers, self.part_buffers, order,
-                               self.batch_size, first, last, rates)
+            return kernel(self.data, self.net, self.opt, self.buffers, self.part_buffers, order,
+                          self.batch_size, first, last, rates)
+
+    def _plan(self) -> tuple[bool, int]:
+        """The kernel and the most steps of the next chunk: a kernel's first run (its load) and
+        a run of the kernel not in use are PROBE_STEPS long."""
+        if not self.adaptive:
+            return self.parallel, self.chunk
+        self._chunks += 1
+        other = not self.parallel
+        if self.parallel not in self._loaded:
+            return self.parallel, PROBE_STEPS
+        if other not in self.seconds or self._chunks % PROBE_EVERY == 0:
+            return other, PROBE_STEPS
+        return self.parallel, self.chunk
+
+    def _timed(self, parallel: bool, count: int, seconds: float) -> None:
+        """After a chunk: a kernel's figure (not its first run's), and the faster kernel next."""
+        if parallel in self._loaded and count > 0:
+            self.seconds[parallel] = seconds / count
+        self._loaded.add(parallel)
+        if len(self.seconds) == 2:
+            self.parallel = self.seconds[True] < self.seconds[False]
 
     def run_epoch(self, order, state, tally, on_batch):
         """One epoch in chunks of steps; on_batch calls come after each chunk. Returns None, or
@@ -172,10 +215,15 @@ class FusedSteps:
         self.progress[:] = 0.0
         done = 0
         while done < steps:
-            last = min(steps, done + self.chunk)
-            failed = self.steps(order, done, last, self._learning_rates(state["step"], last - done))
+            parallel, most = self._plan()
+            last = min(steps, done + most)
+            rates = self._learning_rates(state["step"], last - done)
+            started = _clock()
+            failed = self.steps(order, done, last, rates, parallel)
+            elapsed = _clock() - started
             self.sync(tally)
             reached = int(self.progress[_steps.STEPS_DONE])
+            self._timed(parallel, reached - done, elapsed)
             state["step"] += reached - done
             if on_batch is not None:
                 for step in range(done, reached):
@@ -198,14 +246,10 @@ def parallel_possible(batch_size: int) -> bool:
     return numba_threads() >= 2 and batch_size >= 2 * numba_threads()
 
 
-def _want_parallel(parallel: bool | None) -> bool:
-    if parallel is None:
-        parallel = USE_PARALLEL
-    if parallel is None:
-        from . import warmup
+def _recorded_choice() -> bool | None:
+    from . import warmup
 
-        parallel = warmup.thread_choice()
-    return parallel is not False
+    return warmup.thread_choice()
 
 
 def _blas_limiter(batch_size: int):

@@ -4,12 +4,12 @@ The first run compiles every kernel (seconds); later runs load them from the per
 (``NUMBA_CACHE_DIR``, set in ``tinygrad_digits/__init__``). Warming up before training keeps
 the compile out of the first epoch's timing and lets the CLI say what it is doing.
 
-Warm-up also decides how the fused training kernels use this machine's threads: it times the
-one-thread kernel against the parallel one on an MNIST-shaped workload (choose_threads) and
-records the faster beside the kernels (THREADS_FILE), keyed by the kernel sources, the thread
-count and the CPU. Splitting a step over two cores pays on some CPUs and loses on others (where
-one core's wide vector units finish a 784-128-10 step before a second thread would have
-started), so the choice is measured, never assumed.
+Warm-up also times the one-thread training kernel against the parallel one on an MNIST-shaped
+workload (choose_threads) and records the faster beside the kernels (THREADS_FILE), keyed by the
+kernel sources, the thread count and the CPU: training starts with it (fastpath.FusedSteps, which
+goes on timing both as it trains). Splitting a step over two cores pays on some CPUs and loses
+on others, and loses wherever another process takes a core, so the choice is measured, never
+assumed.
 """
 
 from __future__ import annotations
@@ -105,19 +105,18 @@ def choose_threads(rounds: int = CHOICE_ROUNDS) -> dict:
               "W1": rng.normal(0, 0.05, (shape["hidden"], shape["outputs"])).astype(np.float32),
               "b1": np.zeros(shape["outputs"], np.float32)}
     chain = (("W0", "b0", "relu"), ("W1", "b1", "identity"))
-    runs = {}
-    for name, parallel in (("one thread", False), ("parallel", True)):
-        steps = F.FusedSteps(chain, 0.0, {k: v.copy() for k, v in params.items()}, x, y, shape["batch_size"],
-                             O.OptimizerConfig("adam"), parallel=parallel)
-        rates = np.full(shape["steps"], 1e-4, np.float32)
-        steps.steps(np.arange(n), 0, 1, rates)  # compile or load
-        runs[name] = (steps, rates)
-    seconds = {name: [] for name in runs}
+    # one set of buffers in parts for the threads: both kernels do the same arithmetic on them
+    steps = F.FusedSteps(chain, 0.0, params, x, y, shape["batch_size"], O.OptimizerConfig("adam"), parallel=True)
+    rates = np.full(shape["steps"], 1e-4, np.float32)
+    kernels = {"one thread": False, "parallel": True}
     order = np.arange(n)
+    for parallel in kernels.values():
+        steps.steps(order, 0, 1, rates, parallel)  # compile or load
+    seconds = {name: [] for name in kernels}
     for _ in range(rounds):
-        for name, (steps, rates) in runs.items():
+        for name, parallel in kernels.items():
             start = time.perf_counter()
-            steps.steps(order, 0, shape["steps"], rates)
+            steps.steps(order, 0, shape["steps"], rates, parallel)
             seconds[name].append((time.perf_counter() - start) / shape["steps"])
     # the best round of each: what the kernel costs on this machine, whatever burst of load from
     # another process a round met (a one-off measurement must not record a passing disturbance)
