@@ -87,43 +87,55 @@ def sparse_forward(indptr, indices, values, rows, background, w, w_sums, y):
 
 
 @kernel
-def sparse_weight_grad(indptr, indices, values, rows, background, dz, dz_sums, first, dw, c_ptr, c_rows,
-                       c_values):
-    """dw (c, m) = rows first .. first + c of x[rows].T @ dz, for dz (r, m); dz_sums (m,) must hold
-    colsum(dz) when background != 0. A block of dw's rows lets threads share the product by
-    columns of x (steps.py's weights phase), each over all of the batch's rows.
-
-    The rows' entries in the block are first regrouped by column (CSC: c_ptr (c + 1,) int64,
-    c_rows int64 and c_values as long as those entries, scratch), so each row of dw is written once.
-    """
-    c, m = dw.shape
-    last = first + c
-    c_ptr[: c + 1] = 0
+def csc_entries(indptr, indices, values, rows, row0, c_ptr, c_rows, c_values):
+    """The entries of x[rows] regrouped by column (CSC), for csc_weight_grad: column k's entries
+    are c_ptr[k]:c_ptr[k + 1] of c_rows (int64: their rows' places in the batch, i + row0) and
+    c_values, for c_ptr (d + 1,) int64 and c_rows, c_values at least as long as the entries."""
+    d = c_ptr.size - 1
+    c_ptr[:] = 0
     for i in range(rows.size):
         r = rows[i]
         for p in range(indptr[r], indptr[r + 1]):
-            k = indices[p]
-            if first <= k < last:
-                c_ptr[k - first + 1] += 1
-    for k in range(c):
+            c_ptr[indices[p] + 1] += 1
+    for k in range(d):
         c_ptr[k + 1] += c_ptr[k]
     for i in range(rows.size):
         r = rows[i]
         for p in range(indptr[r], indptr[r + 1]):
-            k = indices[p] - first
-            if 0 <= k < c:
-                at = c_ptr[k]
-                c_rows[at] = i
-                c_values[at] = values[p]
-                c_ptr[k] = at + 1
-    for k in range(c - 1, 0, -1):  # the fill moved each column's start to the next one's
+            k = indices[p]
+            at = c_ptr[k]
+            c_rows[at] = i + row0
+            c_values[at] = values[p]
+            c_ptr[k] = at + 1
+    for k in range(d - 1, 0, -1):  # the fill moved each column's start to the next one's
         c_ptr[k] = c_ptr[k - 1]
-    if c > 0:
-        c_ptr[0] = 0
-    for k in range(c):
+    c_ptr[0] = 0
+
+
+@kernel
+def csc_weight_grad(c_ptr, c_rows, c_values, count, first, dz, background, dz_sums, dw):
+    """dw (c, m) = rows first .. first + c of x.T @ dz, for the batch's dz (rows, m), from the CSC
+    entries (csc_entries) of ``count`` groups of the batch's rows (c_ptr, c_rows and c_values with a
+    leading axis of groups, added in their order); dz_sums (m,) must hold colsum(dz) when
+    background != 0. A block of dw's rows lets threads share the product by columns of x."""
+    m = dw.shape[1]
+    for k in range(dw.shape[0]):
         for j in range(m):
             dw[k, j] = background * dz_sums[j] if background != 0 else 0.0
-        _add_rows(dw, k, c_values, c_rows, c_ptr[k], c_ptr[k + 1], dz)
+        col = first + k
+        for q in range(count):
+            _add_rows(dw, k, c_values[q], c_rows[q], c_ptr[q, col], c_ptr[q, col + 1], dz)
+
+
+@kernel
+def sparse_weight_grad(indptr, indices, values, rows, background, dz, dz_sums, first, dw, c_ptr, c_rows,
+                       c_values):
+    """dw (c, m) = rows first .. first + c of x[rows].T @ dz, for dz (r, m), through one group of
+    CSC entries: c_ptr (d + 1,) int64, c_rows int64 and c_values as long as the rows' entries
+    (scratch); dz_sums (m,) must hold colsum(dz) when background != 0."""
+    csc_entries(indptr, indices, values, rows, 0, c_ptr, c_rows, c_values)
+    csc_weight_grad(c_ptr.reshape((1, c_ptr.size)), c_rows.reshape((1, c_rows.size)),
+                    c_values.reshape((1, c_values.size)), 1, first, dz, background, dz_sums, dw)
 
 
 @kernel

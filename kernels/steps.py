@@ -13,11 +13,11 @@ A step runs in two phases over the ``parts``:
    runs them forward through every layer, takes their softmax cross-entropy, carries the loss
    gradient back to every layer's pre-activation (``deltas``), and adds up its rows' share of
    every weight gradient (``PartBuffers.grads[t]``) and bias gradient (``bias_sums[t]``, float64),
-   but a sparse first layer's weight gradient. All of it is row by row, so no part waits for
-   another.
+   but a sparse first layer's weight gradient: of that layer it regroups its rows' inputs by column
+   (CSC). All of it is row by row, so no part waits for another.
 2. weights (``_weights_pass``): part t takes rows [fan_in t / parts, fan_in (t + 1) / parts) of
    every layer's W, adds up the parts' gradients there (a sparse first layer's it computes there,
-   over all of the batch's rows: no copy per part to add up) and updates them; part
+   from every part's CSC entries: no copy per part to add up) and updates them; part
    (layer % parts) does the layer's bias.
 
 Between the phases the loss is checked: a step with a non-finite loss changes no parameter.
@@ -59,7 +59,7 @@ from .fused import (
 )
 from .optim import adam_update, momentum_update, sgd_update
 from .softmax import softmax_cross_entropy_rows
-from .sparse import column_sums, sparse_forward, sparse_weight_grad
+from .sparse import column_sums, csc_entries, csc_weight_grad, sparse_forward
 
 # hyper (HYPER_SIZE,), in the params' dtype
 ONE_MINUS_BETA1, ONE_MINUS_BETA2, EPSILON, MOMENTUM_COEF, WEIGHT_DECAY, BIAS_DECAY = range(6)
@@ -83,8 +83,9 @@ PartBuffers = namedtuple("PartBuffers", ["grads", "bias_sums", "losses", "hits",
                                          "c_values"])
 PartBuffers.__doc__ = """Each part's own, leading axis parts: grads (parts, P) (with one part it may be
 Buffers.grads[None]), bias_sums (parts, layers, max d_out) float64, losses float64, hits int64, sums
-(parts, max d_out), c_ptr (parts, d_in + 1) int64, c_rows (parts, batch_size * d_in) int64 and
-c_values (parts, batch_size * d_in) (sparse.sparse_weight_grad's CSC scratch; empty when not sparse)."""
+(parts, max d_out), c_ptr (parts, d_in + 1) int64, c_rows (parts, rows * d_in) int64 and c_values
+(parts, rows * d_in), rows = ceil(batch_size / parts): each part's rows' first-layer entries by
+column (sparse.csc_entries; empty when not sparse), which the weights phase reads from every part."""
 
 
 def _steps(data, net, opt, buf, parts, order, batch_size, first, last, learning_rates):
@@ -114,7 +115,7 @@ def _steps(data, net, opt, buf, parts, order, batch_size, first, last, learning_
         for k in prange(count):
             saved = mxcsr()
             set_mxcsr(saved | FLUSH_SUBNORMALS)
-            _weights_pass(data, net, opt, buf, parts, np.int64(k), count, rate, order[start : start + nb])
+            _weights_pass(data, net, opt, buf, parts, np.int64(k), count, rate, nb)
             set_mxcsr(saved)
         _step_done(s, nb, parts.hits, buf.progress)
     return -1
@@ -148,6 +149,9 @@ def _rows_pass(data, net, buf, parts, part, count, order, start, nb):
             if data.background != 0:
                 column_sums(w, sums[:d_out])
             sparse_forward(data.indptr, data.indices, data.values, rows, data.background, w, sums[:d_out], y)
+            # this part's entries by column, for the weight gradient in the weights phase
+            csc_entries(data.indptr, data.indices, data.values, rows, lo, parts.c_ptr[part], parts.c_rows[part],
+                        parts.c_values[part])
         else:
             _gather(data.x, data.labels, order, start + lo, hi - lo, xb, yb)
             np.dot(xb, w, y)
@@ -186,8 +190,8 @@ def _update(opt, p, g, slot1, slot2, lr_t, weight_decay):
 
 
 @kernel
-def _weights_pass(data, net, opt, buf, parts, part, count, lr_t, rows):
-    """Phase 2 for part ``part`` of ``count`` (module doc), for the batch's ``rows``. The weight
+def _weights_pass(data, net, opt, buf, parts, part, count, lr_t, nb):
+    """Phase 2 for part ``part`` of ``count`` (module doc), for a batch of ``nb`` rows. The weight
     gradients are summed into buf.grads, or with one part used where they are (parts.grads[0],
     which may be buf.grads); a sparse first layer's are computed into buf.grads."""
     params, layout, grads, part_grads = net.params, net.layout, buf.grads, parts.grads
@@ -206,10 +210,9 @@ def _weights_pass(data, net, opt, buf, parts, part, count, lr_t, rows):
                 for p in range(count):
                     db += bias_sums[p, 0, j]
                 dz_sums[j] = db
-            dz = _view2(buf.deltas, layout[0, OUT_OFFSET], rows.size, fan_out)
-            sparse_weight_grad(data.indptr, data.indices, data.values, rows, data.background, dz, dz_sums, k_lo,
-                               total.reshape((k_hi - k_lo, fan_out)), parts.c_ptr[part], parts.c_rows[part],
-                               parts.c_values[part])
+            dz = _view2(buf.deltas, layout[0, OUT_OFFSET], nb, fan_out)
+            csc_weight_grad(parts.c_ptr, parts.c_rows, parts.c_values, count, k_lo, dz, data.background, dz_sums,
+                            total.reshape((k_hi - k_lo, fan_out)))
         elif count > 1:
             total = grads[lo:hi]
             first = part_grads[0, lo:hi]

@@ -209,7 +209,7 @@ def test_warm_up_records_which_training_kernel_is_faster_here_and_training_follo
     assert recorded["key"] == warmup.thread_key() and recorded["threads"] == numba.get_num_threads()
     seconds = recorded["seconds"]
     assert set(seconds) == {"one thread", "parallel"} and all(s > 0 for s in seconds.values())
-    assert recorded["parallel"] == (seconds["parallel"] < warmup.PARALLEL_MARGIN * seconds["one thread"])
+    assert recorded["parallel"] == (seconds["parallel"] < F.PARALLEL_MARGIN * seconds["one thread"])
     assert warmup.thread_choice() is recorded["parallel"]
 
     spec = M.ModelSpec(hidden=(8,))

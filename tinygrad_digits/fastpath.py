@@ -12,9 +12,9 @@ threads and the batch gives each two rows or more, a step is split into ``parts 
 either way (BLAS held to one thread by threadpoolctl), so the two kernels do the same arithmetic
 to the bit and the trainer may take whichever is faster at the moment: it starts with the one
 warm-up found faster on this machine (warmup.thread_choice), times every chunk of steps, runs a
-few steps of the other kernel every PROBE_EVERY chunks, and keeps the faster. A parallel step
-waits at two barriers for every thread, and a thread whose core another process has taken stalls
-it: the one-thread kernel never waits. USE_PARALLEL = True or False forces either (False: one
+few steps of the other kernel every PROBE_EVERY chunks, and keeps the faster (the parallel one
+only while it wins by PARALLEL_MARGIN). A parallel step waits at two barriers for every thread,
+and a thread whose core another process has taken stalls it: the one-thread kernel never waits. USE_PARALLEL = True or False forces either (False: one
 part, the general path's arithmetic to the bit with a dense first layer). The first layer reads a CSR copy of the training set
 (kernels/sparse.py) when at least SPARSE_MIN_BACKGROUND of its inputs hold the background value.
 """
@@ -46,6 +46,9 @@ _OPTIMIZER_FIELDS = {"name", "learning_rate", "schedule", "total_steps", "weight
 _CHUNK_WORK = 5e8  # rows * parameters per kernel call: ~10-30 ms, so Ctrl-C and progress stay live
 PROBE_EVERY = 16  # chunks between two short runs of the kernel not in use (module doc)
 PROBE_STEPS = 4  # steps of such a run, and of each kernel's first (its load) run
+# the parallel kernel is taken only while it beats the one-thread kernel by this factor: a
+# parallel step stalls while another process holds a core, the one-thread kernel never does
+PARALLEL_MARGIN = 0.9
 _clock = time.perf_counter
 
 
@@ -136,7 +139,7 @@ class FusedSteps:
         else:
             csr = (np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, dtype))
         widest = int(self.layout[:, 2].max())
-        share = batch * d_in if self.sparse else 0  # the CSC scratch of the whole batch's first layer
+        share = -(-batch // parts) * d_in if self.sparse else 0  # a part's rows' first-layer entries
         self.data = _steps.TrainingSet(self.x, self.y, self.sparse, *csr, self.background)
         self.net = _steps.Network(self.flat, self.layout, self.alpha)
         self.opt = _steps.Optimizer(_RULES[optimizer.name], hyper, self.slot1, self.slot2)
@@ -206,7 +209,7 @@ class FusedSteps:
             self.seconds[parallel] = seconds / count
         self._loaded.add(parallel)
         if len(self.seconds) == 2:
-            self.parallel = self.seconds[True] < self.seconds[False]
+            self.parallel = self.seconds[True] < PARALLEL_MARGIN * self.seconds[False]
 
     def run_epoch(self, order, state, tally, on_batch):
         """One epoch in chunks of steps; on_batch calls come after each chunk. Returns None, or

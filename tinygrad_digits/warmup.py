@@ -30,9 +30,6 @@ THREADS_FILE = "tinygrad-digits-threads.json"
 # the workload timed by choose_threads: the default MLP's shapes, MNIST's share of blank pixels
 CHOICE_SHAPE = {"inputs": 784, "hidden": 128, "outputs": 10, "batch_size": 128, "steps": 24, "background": 0.81}
 CHOICE_ROUNDS = 7
-# the parallel kernel must beat the one-thread kernel by this factor to be chosen: a thread that
-# waits for a core taken by another process stalls every step, the one-thread kernel never does
-PARALLEL_MARGIN = 0.9
 
 
 def kernels_cached() -> bool:
@@ -88,7 +85,7 @@ def choose_threads(rounds: int = CHOICE_ROUNDS) -> dict:
     """Time the one-thread and the parallel fused kernel on CHOICE_SHAPE, in alternating rounds
     (so a burst of load from elsewhere meets both), compiling or loading both first.
 
-    Returns {"parallel": whether it was faster (by PARALLEL_MARGIN), "threads", "seconds": {kernel:
+    Returns {"parallel": whether it was faster (by fastpath.PARALLEL_MARGIN), "threads", "seconds": {kernel:
     its best round's s per step}, "median_seconds", "key"}: ``key`` (thread_key) names what the
     choice holds for.
     """
@@ -121,7 +118,7 @@ def choose_threads(rounds: int = CHOICE_ROUNDS) -> dict:
     # the best round of each: what the kernel costs on this machine, whatever burst of load from
     # another process a round met (a one-off measurement must not record a passing disturbance)
     best = {name: float(np.min(s)) for name, s in seconds.items()}
-    return {"parallel": best["parallel"] < PARALLEL_MARGIN * best["one thread"], "threads": F.numba_threads(),
+    return {"parallel": best["parallel"] < F.PARALLEL_MARGIN * best["one thread"], "threads": F.numba_threads(),
             "seconds": best, "median_seconds": {name: float(np.median(s)) for name, s in seconds.items()},
             "key": thread_key()}
 
