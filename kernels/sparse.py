@@ -113,18 +113,27 @@ def csc_entries(indptr, indices, values, rows, row0, c_ptr, c_rows, c_values):
 
 
 @kernel
-def csc_weight_grad(c_ptr, c_rows, c_values, count, first, dz, background, dz_sums, dw):
+def csc_weight_grad(c_ptr, c_rows, c_values, count, first, dz, background, dz_sums, dw, m_rows, m_values):
     """dw (c, m) = rows first .. first + c of x.T @ dz, for the batch's dz (rows, m), from the CSC
     entries (csc_entries) of ``count`` groups of the batch's rows (c_ptr, c_rows and c_values with a
-    leading axis of groups, added in their order); dz_sums (m,) must hold colsum(dz) when
-    background != 0. A block of dw's rows lets threads share the product by columns of x."""
+    leading axis of groups); dz_sums (m,) must hold colsum(dz) when background != 0. A block of
+    dw's rows lets threads share the product by columns of x.
+
+    A column's entries from all groups are first merged, in the groups' order, into m_rows (int64)
+    and m_values (scratch, at least as long as the batch), so that one pass of _add_rows takes them
+    eight at a time whatever the number of groups."""
     m = dw.shape[1]
     for k in range(dw.shape[0]):
         for j in range(m):
             dw[k, j] = background * dz_sums[j] if background != 0 else 0.0
         col = first + k
+        n = 0
         for q in range(count):
-            _add_rows(dw, k, c_values[q], c_rows[q], c_ptr[q, col], c_ptr[q, col + 1], dz)
+            for p in range(c_ptr[q, col], c_ptr[q, col + 1]):
+                m_rows[n] = c_rows[q, p]
+                m_values[n] = c_values[q, p]
+                n += 1
+        _add_rows(dw, k, m_values, m_rows, 0, n, dz)
 
 
 @kernel
@@ -135,7 +144,8 @@ def sparse_weight_grad(indptr, indices, values, rows, background, dz, dz_sums, f
     (scratch); dz_sums (m,) must hold colsum(dz) when background != 0."""
     csc_entries(indptr, indices, values, rows, 0, c_ptr, c_rows, c_values)
     csc_weight_grad(c_ptr.reshape((1, c_ptr.size)), c_rows.reshape((1, c_rows.size)),
-                    c_values.reshape((1, c_values.size)), 1, first, dz, background, dz_sums, dw)
+                    c_values.reshape((1, c_values.size)), 1, first, dz, background, dz_sums, dw,
+                    np.empty(rows.size, np.int64), np.empty(rows.size, dz.dtype))
 
 
 @kernel

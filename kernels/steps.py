@@ -80,12 +80,13 @@ Buffers = namedtuple("Buffers", ["grads", "outs", "deltas", "xbuf", "ybuf", "pro
 Buffers.__doc__ = """grads (P,); outs and deltas (fused.py's layout); xbuf (batch_size, d_in) and ybuf
 (batch_size,) int64; progress (PROGRESS_SIZE,) float64."""
 PartBuffers = namedtuple("PartBuffers", ["grads", "bias_sums", "losses", "hits", "sums", "c_ptr", "c_rows",
-                                         "c_values"])
+                                         "c_values", "m_rows", "m_values"])
 PartBuffers.__doc__ = """Each part's own, leading axis parts: grads (parts, P) (with one part it may be
 Buffers.grads[None]), bias_sums (parts, layers, max d_out) float64, losses float64, hits int64, sums
 (parts, max d_out), c_ptr (parts, d_in + 1) int64, c_rows (parts, rows * d_in) int64 and c_values
 (parts, rows * d_in), rows = ceil(batch_size / parts): each part's rows' first-layer entries by
-column (sparse.csc_entries; empty when not sparse), which the weights phase reads from every part."""
+column (sparse.csc_entries; empty when not sparse), which the weights phase reads from every part;
+m_rows (parts, batch_size) int64 and m_values (parts, batch_size): sparse.csc_weight_grad's scratch."""
 
 
 def _steps(data, net, opt, buf, parts, order, batch_size, first, last, learning_rates):
@@ -212,7 +213,7 @@ def _weights_pass(data, net, opt, buf, parts, part, count, lr_t, nb):
                 dz_sums[j] = db
             dz = _view2(buf.deltas, layout[0, OUT_OFFSET], nb, fan_out)
             csc_weight_grad(parts.c_ptr, parts.c_rows, parts.c_values, count, k_lo, dz, data.background, dz_sums,
-                            total.reshape((k_hi - k_lo, fan_out)))
+                            total.reshape((k_hi - k_lo, fan_out)), parts.m_rows[part], parts.m_values[part])
         elif count > 1:
             total = grads[lo:hi]
             first = part_grads[0, lo:hi]

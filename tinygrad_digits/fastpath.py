@@ -149,7 +149,8 @@ class FusedSteps:
             np.zeros((parts, len(self.layout), widest), dtype=np.float64), np.zeros(parts, dtype=np.float64),
             np.zeros(parts, dtype=np.int64), np.zeros((parts, widest), dtype=dtype),
             np.zeros((parts, d_in + 1), dtype=np.int64), np.zeros((parts, share), dtype=np.int64),
-            np.zeros((parts, share), dtype=dtype))
+            np.zeros((parts, share), dtype=dtype), np.zeros((parts, batch if self.sparse else 0), dtype=np.int64),
+            np.zeros((parts, batch if self.sparse else 0), dtype=dtype))
         self.pack()
 
     def pack(self) -> None:
