@@ -219,7 +219,7 @@ def test_same_seed_same_fused_run(monkeypatch, path):
 
 def test_the_fused_path_is_only_taken_where_it_is_exact():
     spec = M.ModelSpec(hidden=(8,), inputs=INPUTS, outputs=OUTPUTS)
-    config, optimizer = T.TrainConfig(), O.OptimizerConfig("adam")
+    optimizer = O.OptimizerConfig("adam")
     float32 = M.init_params(spec, np.random.default_rng(0))
     assert F.fusable(M.dense_chain(spec) if not spec.dropout else None, float32, optimizer)
     assert not F.fusable(M.dense_chain(spec) if not spec.dropout else None, M.init_params(spec, np.random.default_rng(0), dtype=np.float64), optimizer)
