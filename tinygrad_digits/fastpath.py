@@ -12,8 +12,10 @@ threads and the batch gives each two rows or more, a step is split into ``parts 
 either way (BLAS held to one thread by threadpoolctl), so the two kernels do the same arithmetic
 to the bit and the trainer may take whichever is faster at the moment: it starts with the one
 warm-up found faster on this machine (warmup.thread_choice), times every chunk of steps, runs a
-few steps of the other kernel every PROBE_EVERY chunks, and keeps the faster (the parallel one
-only while it wins by PARALLEL_MARGIN). A parallel step waits at two barriers for every thread,
+few steps of the other kernel now and then, and keeps the faster (the parallel one only while it
+wins by PARALLEL_MARGIN). The runs of the other kernel come every 2 chunks at first, and half as
+often each time one of them confirms the kernel in use, down to one in 64 (PROBE_EVERY): a run of
+a kernel that another process's load makes slow costs little. A parallel step waits at two barriers for every thread,
 and a thread whose core another process has taken stalls it: the one-thread kernel never waits. USE_PARALLEL = True or False forces either (False: one
 part, the general path's arithmetic to the bit with a dense first layer). The first layer reads a CSR copy of the training set
 (kernels/sparse.py) when at least SPARSE_MIN_BACKGROUND of its inputs hold the background value.
@@ -44,7 +46,7 @@ _RULES = {"sgd": _fused.SGD, "momentum": _fused.MOMENTUM, "adam": _fused.ADAM}
 _OPTIMIZER_FIELDS = {"name", "learning_rate", "schedule", "total_steps", "weight_decay", "momentum", "beta1",
                      "beta2", "epsilon"}
 _CHUNK_WORK = 5e8  # rows * parameters per kernel call: ~10-30 ms, so Ctrl-C and progress stay live
-PROBE_EVERY = 16  # chunks between two short runs of the kernel not in use (module doc)
+PROBE_EVERY = (2, 64)  # chunks between two short runs of the kernel not in use, at first and at most
 PROBE_STEPS = 4  # steps of such a run, and of each kernel's first (its load) run
 # the parallel kernel is taken only while it beats the one-thread kernel by this factor: a
 # parallel step stalls while another process holds a core, the one-thread kernel never does
@@ -131,6 +133,7 @@ class FusedSteps:
         self.parallel = parts > 1 and (mode is True or (mode is None and _recorded_choice() is not False))
         self.seconds = {}  # parallel (bool): seconds per step of that kernel's last timed run
         self._loaded, self._chunks = set(), 0
+        self._every, self._probe_at = PROBE_EVERY[0], PROBE_EVERY[0]
         background, count = _background(self.x) if USE_SPARSE else (0, 0)  # two passes over x: only if used
         self.background = dtype.type(background)
         self.sparse = USE_SPARSE and count >= SPARSE_MIN_BACKGROUND * self.x.size > 0
@@ -200,7 +203,11 @@ class FusedSteps:
         other = not self.parallel
         if self.parallel not in self._loaded:
             return self.parallel, PROBE_STEPS
-        if other not in self.seconds or self._chunks % PROBE_EVERY == 0:
+        if other not in self._loaded:
+            return other, PROBE_STEPS
+        if self.parallel not in self.seconds:
+            return self.parallel, self.chunk
+        if other not in self.seconds or self._chunks >= self._probe_at:
             return other, PROBE_STEPS
         return self.parallel, self.chunk
 
@@ -210,7 +217,11 @@ class FusedSteps:
             self.seconds[parallel] = seconds / count
         self._loaded.add(parallel)
         if len(self.seconds) == 2:
+            before = self.parallel
             self.parallel = self.seconds[True] < PARALLEL_MARGIN * self.seconds[False]
+            if parallel != before:  # that was a run of the other kernel: when to try it again
+                self._every = PROBE_EVERY[0] if self.parallel != before else min(2 * self._every, PROBE_EVERY[1])
+                self._probe_at = self._chunks + self._every
 
     def run_epoch(self, order, state, tally, on_batch):
         """One epoch in chunks of steps; on_batch calls come after each chunk. Returns None, or
