@@ -1,8 +1,10 @@
-"""The plain-NumPy reference trainer: the seed project's approach, written well.
+"""The plain-NumPy reference trainer: the seed project's approach, as fast as plain NumPy allows.
 
 The same network, initialisation, loss and optimizer as tinygrad-digits (Keras's Adam with a
-cosine-decayed rate), in float32 with float32 scalars, as ordinary NumPy array expressions:
-one temporary per expression, NumPy's own BLAS for the products. No Numba is imported here.
+cosine-decayed rate), in float32 with float32 scalars, NumPy's own BLAS for the products, and no
+allocation per step: every buffer is made once and written with ``out=``. ``digits bench`` also
+times numpy_minimal.py (the 40 lines a careful user writes, allocating as it goes) beside it, so
+that the reference is seen to be at least as fast. No Numba is imported here.
 
 Run ``python benchmarks/numpy_reference.py`` to train 784-128-10 for a few epochs and print the
 seconds per epoch, or with ``--serve`` as a worker of ``digits bench`` (see bench_common.py).
@@ -15,85 +17,154 @@ import math
 import time
 
 import numpy as np
-
-from bench_common import Channel, blas_info, he_or_glorot_init, load_data, median_seconds, serve, steps_of_epoch
+from bench_common import (
+    Channel,
+    blas_info,
+    he_or_glorot_init,
+    load_data,
+    median_seconds,
+    serve,
+    steps_of_epoch,
+)
 
 F = np.float32
 
-ACTIVATIONS = {  # forward, and derivative from the output y
-    "relu": (lambda z: np.maximum(z, F(0)), lambda y: (y > 0).astype(F)),
-    "sigmoid": (lambda z: F(1) / (F(1) + np.exp(-z)), lambda y: y * (F(1) - y)),
-    "tanh": (np.tanh, lambda y: F(1) - y * y),
+
+def _relu_grad(y, d, tmp):
+    np.sign(y, out=tmp)  # y = relu(z) >= 0: its sign is relu'(z)
+    d *= tmp
+
+
+def _sigmoid_grad(y, d, tmp):
+    np.subtract(F(1), y, out=tmp)
+    tmp *= y
+    d *= tmp
+
+
+def _tanh_grad(y, d, tmp):
+    np.multiply(y, y, out=tmp)
+    np.subtract(F(1), tmp, out=tmp)
+    d *= tmp
+
+
+ACTIVATIONS = {  # in place on z; the gradient through it from the output y, in place on d
+    "relu": (lambda z: np.maximum(z, F(0), out=z), _relu_grad),
+    "sigmoid": (lambda z: (np.negative(z, out=z), np.exp(z, out=z), np.add(z, F(1), out=z),
+                           np.reciprocal(z, out=z)), _sigmoid_grad),
+    "tanh": (lambda z: np.tanh(z, out=z), _tanh_grad),
 }
 
 
 class NumpyMLP:
-    """MLP + softmax cross-entropy + Adam; params a list of (W, b)."""
+    """MLP + softmax cross-entropy + Adam; params a list of (W, b).
+
+    Every array a step touches is allocated once, for a full batch (a last, smaller batch uses
+    the first rows): the batch is gathered with ``np.take(out=)``, every product is a
+    ``np.matmul(out=)``, every elementwise expression writes into a buffer.
+    """
 
     def __init__(self, sizes, activation="relu", learning_rate=0.002, total_steps=1, seed=0,
-                 beta1=0.9, beta2=0.999, epsilon=1e-7):
+                 beta1=0.9, beta2=0.999, epsilon=1e-7, batch_size=128):
         self.layers = he_or_glorot_init(sizes, [activation] * (len(sizes) - 2), np.random.default_rng(seed))
         self.act, self.dact = ACTIVATIONS[activation]
         self.m = [(np.zeros_like(w), np.zeros_like(b)) for w, b in self.layers]
         self.v = [(np.zeros_like(w), np.zeros_like(b)) for w, b in self.layers]
+        self.grads = [(np.zeros_like(w), np.zeros_like(b)) for w, b in self.layers]
+        self.tmp = [(np.zeros_like(w), np.zeros_like(b)) for w, b in self.layers]
         self.learning_rate, self.total_steps = learning_rate, total_steps
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
         self.t = 0
+        self._buffers(batch_size)
+
+    def _buffers(self, batch_size):
+        sizes = [self.layers[0][0].shape[0]] + [w.shape[1] for w, _ in self.layers]
+        self.batch_size = batch_size
+        self.hs = [np.empty((batch_size, s), F) for s in sizes]  # hs[0]: the gathered batch
+        self.ds = [np.empty((batch_size, s), F) for s in sizes]  # loss gradients at each layer's output
+        self.scratch = [np.empty((batch_size, s), F) for s in sizes]  # for the activations' gradients
+        self.rows = np.arange(batch_size)
+        self.row_max = np.empty((batch_size, 1), F)
+        self.row_sum = np.empty((batch_size, 1), F)
 
     def forward(self, x):
-        """Logits and each layer's input/output."""
-        outputs = [x]
+        """Logits (allocating: inference and evaluation)."""
         h = x
         for i, (w, b) in enumerate(self.layers):
-            z = h @ w + b
-            h = self.act(z) if i < len(self.layers) - 1 else z
-            outputs.append(h)
-        return h, outputs
+            h = h @ w + b
+            if i < len(self.layers) - 1:
+                self.act(h)
+        return h
 
-    def step(self, x, y):
-        """One Adam step on a batch; returns the mean loss."""
-        logits, outputs = self.forward(x)
-        n = len(y)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(shifted)
-        total = exp.sum(axis=1, keepdims=True)
-        loss = float(np.mean(np.log(total[:, 0]) - shifted[np.arange(n), y]))
-        dy = exp / total
-        dy[np.arange(n), y] -= F(1)
-        dy /= F(n)
-        grads = []
-        for i in range(len(self.layers) - 1, -1, -1):
+    def step(self, x, y, idx=None):
+        """One Adam step on the rows idx of x (or on all of x); returns the mean loss."""
+        n = len(y) if idx is None else len(idx)
+        if n > self.batch_size:
+            self._buffers(n)
+        hs, ds = [h[:n] for h in self.hs], [d[:n] for d in self.ds]
+        if idx is None:
+            hs[0][...] = x
+        else:
+            np.take(x, idx, axis=0, out=hs[0])
+        top = len(self.layers)
+        for i, (w, b) in enumerate(self.layers):
+            np.matmul(hs[i], w, out=hs[i + 1])
+            hs[i + 1] += b
+            if i < top - 1:
+                self.act(hs[i + 1])
+        logits, d, rows = hs[top], ds[top], self.rows[:n]
+        row_max, row_sum = self.row_max[:n], self.row_sum[:n]
+        np.max(logits, axis=1, keepdims=True, out=row_max)
+        np.subtract(logits, row_max, out=d)
+        picked = d[rows, y]
+        np.exp(d, out=d)
+        np.sum(d, axis=1, keepdims=True, out=row_sum)
+        loss = float(np.mean(np.log(row_sum[:, 0]) - picked))
+        np.divide(d, row_sum, out=d)
+        d[rows, y] -= F(1)
+        d *= F(1.0 / n)
+        for i in range(top - 1, -1, -1):
             w, _ = self.layers[i]
-            grads.append((outputs[i].T @ dy, dy.sum(axis=0)))
+            gw, gb = self.grads[i]
+            np.matmul(hs[i].T, ds[i + 1], out=gw)
+            np.sum(ds[i + 1], axis=0, out=gb)
             if i > 0:
-                dy = (dy @ w.T) * self.dact(outputs[i])
-        grads.reverse()
-        self.adam(grads)
+                np.matmul(ds[i + 1], w.T, out=ds[i])
+                self.dact(hs[i], ds[i], self.scratch[i][:n])
+        self.adam()
         return loss
 
-    def adam(self, grads):
+    def adam(self):
         progress = min(self.t, self.total_steps) / self.total_steps
         lr = self.learning_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
         self.t += 1
         lr_t = F(lr * math.sqrt(1.0 - self.beta2**self.t) / (1.0 - self.beta1**self.t))
         b1, b2, eps = F(1 - self.beta1), F(1 - self.beta2), F(self.epsilon)
-        for (w, b), (gw, gb), (mw, mb), (vw, vb) in zip(self.layers, grads, self.m, self.v):
-            for p, g, m, v in ((w, gw, mw, vw), (b, gb, mb, vb)):
-                m += (g - m) * b1
-                v += (g * g - v) * b2
-                p -= lr_t * m / (np.sqrt(v) + eps)
+        for layer, grads, ms, vs, tmps in zip(self.layers, self.grads, self.m, self.v, self.tmp):
+            for p, g, m, v, tmp in zip(layer, grads, ms, vs, tmps):
+                np.subtract(g, m, out=tmp)  # m += (g - m) (1 - beta1)
+                tmp *= b1
+                m += tmp
+                np.multiply(g, g, out=tmp)  # v += (g^2 - v) (1 - beta2)
+                tmp -= v
+                tmp *= b2
+                v += tmp
+                np.sqrt(v, out=tmp)  # p -= lr_t m / (sqrt(v) + epsilon)
+                tmp += eps
+                np.divide(m, tmp, out=tmp)
+                tmp *= lr_t
+                p -= tmp
 
     def epoch(self, x, y, batch_size, rng):
         order = rng.permutation(len(x))
         total, start = 0.0, 0
         for rows in steps_of_epoch(len(x), batch_size):
             idx = order[start : start + rows]
-            total += self.step(x[idx], y[idx]) * rows
+            total += self.step(x, y[idx], idx) * rows
             start += rows
         return total / len(x)
 
     def predict(self, x):
-        return self.forward(x)[0].argmax(axis=1)
+        return self.forward(x).argmax(axis=1)
 
 
 def numpy_floor(sizes, n, batch_size) -> float:
@@ -123,7 +194,7 @@ class Worker:
         x = self.data["x_train"]
         steps = len(steps_of_epoch(len(x), batch_size))
         self.sizes = [x.shape[1], *hidden, 10]
-        self.model = NumpyMLP(self.sizes, "relu", learning_rate, epochs * steps, seed)
+        self.model = NumpyMLP(self.sizes, "relu", learning_rate, epochs * steps, seed, batch_size=batch_size)
         self.batch_size, self.rng = batch_size, np.random.default_rng(seed)
         return {"ready": True}
 
@@ -135,8 +206,10 @@ class Worker:
         loss = self.model.epoch(self.data["x_train"], self.data["y_train"], self.batch_size, self.rng)
         return {"seconds": time.perf_counter() - start, "loss": loss}
 
-    def floor(self):
-        return {"seconds": numpy_floor(self.sizes, len(self.data["x_train"]), self.batch_size)}
+    def floor(self, first_inputs=None):
+        """The GEMM floor; with ``first_inputs``, the work floor (the first layer that wide)."""
+        sizes = [first_inputs or self.sizes[0], *self.sizes[1:]]
+        return {"seconds": numpy_floor(sizes, len(self.data["x_train"]), self.batch_size)}
 
     def inference(self):
         images = self.data["x_test"]
@@ -150,15 +223,38 @@ class Worker:
         return {"test_accuracy": float(np.mean(self.model.predict(self.data["x_test"]) == self.data["y_test"]))}
 
 
+class MinimalWorker(Worker):
+    """numpy_minimal.py's step as a worker: the same init, schedule and batches."""
+
+    def epoch(self):
+        import numpy_minimal
+
+        model, x, y = self.model, self.data["x_train"], self.data["y_train"]
+        start = time.perf_counter()
+        order, total, at = self.rng.permutation(len(x)), 0.0, 0
+        for rows in steps_of_epoch(len(x), self.batch_size):
+            idx = order[at : at + rows]
+            progress = min(model.t, model.total_steps) / model.total_steps
+            lr = model.learning_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
+            model.t += 1
+            total += numpy_minimal.step(model.layers, model.m, model.v, x[idx], y[idx], model.t, lr) * rows
+            at += rows
+        return {"seconds": time.perf_counter() - start, "loss": total / len(x)}
+
+    def floor(self, first_inputs=None):
+        raise ValueError("the minimal script's worker times no floor")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", action="store_true", help="run as a digits bench worker")
+    parser.add_argument("--minimal", action="store_true", help="serve numpy_minimal.py's step instead")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--hidden", type=int, nargs="+", default=[128])
     parser.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args()
     if args.serve:
-        serve(Channel(), Worker())
+        serve(Channel(), MinimalWorker() if args.minimal else Worker())
         return
     from tinygrad_digits.data import load_splits  # no Numba behind it
 
@@ -166,7 +262,7 @@ def main() -> None:
     mean, std = splits.x_train.mean(), splits.x_train.std()
     x = ((splits.x_train - mean) / std).astype(F)
     steps = len(steps_of_epoch(len(x), args.batch_size))
-    model = NumpyMLP([784, *args.hidden, 10], total_steps=args.epochs * steps)
+    model = NumpyMLP([784, *args.hidden, 10], total_steps=args.epochs * steps, batch_size=args.batch_size)
     rng = np.random.default_rng(0)
     for epoch in range(1, args.epochs + 1):
         start = time.perf_counter()

@@ -1,7 +1,9 @@
 """Our trainer as a ``digits bench`` worker: tinygrad_digits.train, on the path it takes by itself
-(the parallel fused kernel), or forced onto the one-thread fused kernel or the general path.
+(the fused kernel warm-up found faster here), or forced onto the one-thread or the parallel fused
+kernel, or the general path.
 
-``python benchmarks/ours_runner.py --serve [--one-thread | --general]`` (see bench_common.py for the commands). The
+``python benchmarks/ours_runner.py --serve [--threads one|parallel | --general]`` (see bench_common.py
+for the commands). The
 epoch time is the ``seconds`` of the training history (no validation set, so it is the steps
 alone); the worker holds ``train`` between epochs inside its ``on_epoch`` callback, so one
 ``train`` call runs the whole schedule as ``digits train`` would.
@@ -12,22 +14,20 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-
 from bench_common import Channel, answer, blas_info, load_data, median_seconds, serve
 
 
 class Worker:
-    def __init__(self, channel: Channel, general: bool, one_thread: bool):
+    def __init__(self, channel: Channel, general: bool, threads: str):
         from tinygrad_digits import fastpath as F
         from tinygrad_digits import model as M
         from tinygrad_digits import optimizers as O
         from tinygrad_digits import train as T
-        from tinygrad_digits import warmup
-
         self.M, self.O, self.T, self.F = M, O, T, F
         F.USE_FUSED = not general
-        F.USE_PARALLEL = F.USE_SPARSE = not one_thread  # one thread: the kernel as it was before both
-        warmup.warm_up()
+        F.USE_PARALLEL = {"auto": None, "one": False, "parallel": True}[threads]
+        # the parent warmed the kernels up before starting any worker (bench_run.warm_kernels): they
+        # load as they are first called, and the thread choice is the one warm-up recorded then
         self.channel = channel
         self.pending = None
 
@@ -57,7 +57,8 @@ class Worker:
         return self.pending
 
     def _after_epoch(self, record, params):
-        reply = {"seconds": record["seconds"], "loss": record["train_loss"]}
+        # the training steps' seconds where the history has them apart from validation (there is none here)
+        reply = {"seconds": record.get("train_seconds", record["seconds"]), "loss": record["train_loss"]}
         if record["epoch"] == self.config.epochs:
             self.pending = reply  # train returns next; epoch() sends it
             return
@@ -71,17 +72,22 @@ class Worker:
     def info(self):
         import numba
 
-        return {"numba": numba.__version__, "blas": blas_info(), "fused": self.F.USE_FUSED}
+        from tinygrad_digits import warmup
 
-    def floor(self):
+        return {"numba": numba.__version__, "blas": blas_info(), "fused": self.F.USE_FUSED,
+                "threads": numba.get_num_threads(), "parallel_chosen": warmup.thread_choice()}
+
+    def floor(self, first_inputs=None):
+        """The GEMM floor; with ``first_inputs``, the work floor (the first layer that wide)."""
         from gemm_floor import numba_floor
 
-        return {"seconds": numba_floor(self.sizes, len(self.data["x_train"]), self.batch_size)}
+        sizes = [first_inputs or self.sizes[0], *self.sizes[1:]]
+        return {"seconds": numba_floor(sizes, len(self.data["x_train"]), self.batch_size)}
 
     def inference(self):
         from tinygrad_digits.kernels import fused
 
-        M, T, O, F = self.M, self.T, self.O, self.F
+        M, O, F = self.M, self.O, self.F
         raw = self.data["images"]
         one = raw[0]
         x1 = M.normalize(self.spec, raw[:1])
@@ -112,12 +118,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", action="store_true", help="run as a digits bench worker")
     parser.add_argument("--general", action="store_true", help="force the general (unfused) path")
-    parser.add_argument("--one-thread", action="store_true",
-                        help="force the one-thread fused kernel with a dense first layer")
+    parser.add_argument("--threads", choices=("auto", "one", "parallel"), default="auto",
+                        help="the fused kernel: as warm-up chose it here, or forced")
     args = parser.parse_args()
     if args.serve:
         channel = Channel()
-        serve(channel, Worker(channel, args.general, args.one_thread))
+        serve(channel, Worker(channel, args.general, args.threads))
         return
     parser.error("use digits bench, or --serve")
 

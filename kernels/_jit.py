@@ -7,6 +7,7 @@ exception, and without that check LLVM can vectorize the loops (Adam: 9x faster)
 
 import functools
 import hashlib
+import types
 from pathlib import Path
 
 from numba import njit
@@ -21,17 +22,32 @@ _OURS = _LOCATOR is not None and _IMPL is not None and all(
 )
 
 
-def kernel(function=None, **options):
+def kernel(function=None, name=None, **options):
     """``@kernel`` or ``@kernel(parallel=True, ...)``: ``njit(cache=True, error_model="numpy")``
-    with ``options`` added, its cache a _KernelCache."""
+    with ``options`` added, its cache a _KernelCache.
+
+    ``kernel(function, name=..., ...)`` compiles one Python function as a kernel of that name, so
+    that one loop can be compiled twice (with and without ``parallel``): Numba names a kernel's
+    cache files after the function, and two kernels of one name would load each other's code.
+    """
     if function is None:
-        return lambda function: kernel(function, **options)
+        return lambda function: kernel(function, name, **options)
+    if name is not None:
+        function = _renamed(function, name)
     dispatcher = njit(error_model="numpy", **options)(function)
     if _OURS:
         dispatcher._cache = _KernelCache(function)  # what dispatcher.enable_caching() does, with ours
     else:
         dispatcher.enable_caching()
     return dispatcher
+
+
+def _renamed(function, name: str):
+    """A copy of ``function`` (the same code and globals) called ``name``."""
+    twin = types.FunctionType(function.__code__, function.__globals__, name, function.__defaults__,
+                              function.__closure__)
+    twin.__qualname__, twin.__doc__, twin.__module__ = name, function.__doc__, function.__module__
+    return twin
 
 
 def source_stamp() -> str:

@@ -1,5 +1,4 @@
-"""Fused MLP training: many mini-batch steps (gather, forward, softmax cross-entropy, backward,
-optimizer update) in one kernel call, so Python leaves the hot path.
+"""The fused MLP's flat layout and forward passes: one kernel call for a whole network.
 
 Every array lives in a flat buffer and a layer is a view into it, so one compiled kernel
 serves any depth. Layer ``l`` is described by a row of ``layout`` (L, 6) int64:
@@ -11,37 +10,17 @@ float dtype): the layer's weights (d_in, d_out) and bias (d_out,) lie there C-co
 ``out_offset`` indexes ``outs`` and ``deltas`` (float, at least sum(batch_size * d_out)): a
 layer's outputs (nb, d_out) and the loss gradient at its pre-activation.
 
-A step runs in two phases, written for ``parts`` threads (steps.py runs them, in one thread or
-in ``parts``):
-
-1. rows (``_rows_pass``): part t takes the batch rows [nb t / parts, nb (t + 1) / parts). It
-   runs them forward through every layer, takes their softmax cross-entropy, carries the loss
-   gradient back to every layer's pre-activation (``deltas``), and adds up its rows' share of
-   every weight gradient (``part_grads[t]``) and bias gradient (``bias_sums[t]``, float64).
-   All of it is row by row, so no part waits for another.
-2. weights (``_weights_pass``): part t takes rows [fan_in t / parts, fan_in (t + 1) / parts) of
-   every layer's W, adds up the parts' gradients there and updates them; part (layer % parts)
-   does the layer's bias.
-
-Between the phases the loss is checked: a step with a non-finite loss changes no parameter.
-With ``sparse``, the first layer reads the training set as CSR rows (sparse.py: ``indptr``,
-``indices``, ``values`` and its ``background``) instead of gathering dense rows.
-
-With one part and a dense first layer the arithmetic is that of the per-op kernels (dense,
-softmax, optim), operation for operation, so a run matches the general path to the last bit
-(unless a subnormal number arises: see FLUSH_SUBNORMALS). More parts, or the sparse layer, add
-the same terms up in another order: the runs agree to rounding.
+The training kernels (steps.py) run their steps through these layouts; this module holds what
+they share with inference: the layout, the gather of a batch, bias + activation and its
+gradient, and the forward passes (``mlp_forward``, ``mlp_forward_sparse``, ``predict_rows``).
 """
-
-import math
 
 import numpy as np
 
 from ._jit import kernel
 from .activations import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH, activate, derivative
-from .optim import adam_update, momentum_update, sgd_update
-from .softmax import softmax, softmax_cross_entropy_rows
-from .sparse import column_sums, dense_rows_forward, sparse_forward, sparse_weight_grad
+from .softmax import softmax
+from .sparse import dense_rows_forward
 
 SGD = 0
 MOMENTUM = 1
@@ -186,109 +165,3 @@ def predict_rows(params, layout, alpha, images, mean, std, background, w_sums, x
         for k in range(d_in):
             x[i, k] = (images[i, k] - mean) / std
     return softmax(mlp_forward_sparse(params, layout, alpha, x, background, w_sums, outs))
-
-
-@kernel
-def _update(rule, p, g, slot1, slot2, lr_t, hyper, weight_decay):
-    if rule == ADAM:
-        adam_update(p, g, slot1, slot2, lr_t, hyper[0], hyper[1], hyper[2], weight_decay)
-    elif rule == MOMENTUM:
-        momentum_update(p, g, slot1, lr_t, hyper[3], weight_decay)
-    else:
-        sgd_update(p, g, lr_t, weight_decay)
-
-
-@kernel
-def _rows_pass(x, labels, order, start, lo, hi, nb, params, layout, alpha, outs, deltas, xbuf, ybuf, grads,
-               bias_sums, sparse, indptr, indices, values, background, scratch, c_ptr, c_rows, c_values):
-    """Phase 1 for rows lo:hi of a batch of nb (module doc). ``grads`` (P,) and ``bias_sums``
-    (layers, max d_out) are this part's; ``scratch`` (max d_out,) and the CSC buffers
-    (sparse.sparse_weight_grad) too. Returns (sum of the rows' losses, correct)."""
-    rows = order[start + lo : start + hi]
-    yb = ybuf[lo:hi]
-    for i in range(hi - lo):
-        yb[i] = labels[rows[i]]
-    xb = xbuf[lo:hi]
-    layers = layout.shape[0]
-    for layer in range(layers):
-        d_in, d_out, act = layout[layer, D_IN], layout[layer, D_OUT], layout[layer, ACT]
-        w = _view2(params, layout[layer, W_OFFSET], d_in, d_out)
-        b = params[layout[layer, B_OFFSET] : layout[layer, B_OFFSET] + d_out]
-        y = _view2(outs, layout[layer, OUT_OFFSET], nb, d_out)[lo:hi]
-        if layer > 0:
-            np.dot(_view2(outs, layout[layer - 1, OUT_OFFSET], nb, d_in)[lo:hi], w, y)
-        elif sparse:
-            if background != 0:
-                column_sums(w, scratch[:d_out])
-            sparse_forward(indptr, indices, values, rows, background, w, scratch[:d_out], y)
-        else:
-            _gather(x, labels, order, start + lo, hi - lo, xb, yb)
-            np.dot(xb, w, y)
-        _bias_activate(y, b, act, alpha)
-    top = layers - 1
-    logits = _view2(outs, layout[top, OUT_OFFSET], nb, layout[top, D_OUT])[lo:hi]
-    dlogits = _view2(deltas, layout[top, OUT_OFFSET], nb, layout[top, D_OUT])[lo:hi]
-    loss, correct = softmax_cross_entropy_rows(logits, yb, dlogits, 1.0 / nb)
-    for layer in range(top, -1, -1):
-        fan_in, fan_out, act = layout[layer, D_IN], layout[layer, D_OUT], layout[layer, ACT]
-        w_at, out_at = layout[layer, W_OFFSET], layout[layer, OUT_OFFSET]
-        y = _view2(outs, out_at, nb, fan_out)[lo:hi]
-        dz = _view2(deltas, out_at, nb, fan_out)[lo:hi]
-        _activation_grad(dz, y, bias_sums[layer, :fan_out], act, alpha)
-        dw = _view2(grads, w_at, fan_in, fan_out)
-        if layer > 0:
-            np.dot(_view2(outs, layout[layer - 1, OUT_OFFSET], nb, fan_in)[lo:hi].T, dz, dw)
-            w = _view2(params, w_at, fan_in, fan_out)
-            np.dot(dz, w.T, _view2(deltas, layout[layer - 1, OUT_OFFSET], nb, fan_in)[lo:hi])
-        elif sparse:
-            sparse_weight_grad(indptr, indices, values, rows, background, dz, dw, scratch[:fan_out], c_ptr,
-                               c_rows, c_values)
-        else:
-            np.dot(xb.T, dz, dw)
-    return loss, correct
-
-
-@kernel
-def _weights_pass(part, parts, params, layout, rule, lr_t, hyper, slot1, slot2, grads, part_grads, bias_sums):
-    """Phase 2 for part ``part`` (module doc). The weight gradients are summed into grads, or
-    with one part used where they are (part_grads[0], which may be grads itself)."""
-    for layer in range(layout.shape[0]):
-        fan_in, fan_out = layout[layer, D_IN], layout[layer, D_OUT]
-        w_at, b_at = layout[layer, W_OFFSET], layout[layer, B_OFFSET]
-        lo = w_at + fan_in * part // parts * fan_out
-        hi = w_at + fan_in * (part + 1) // parts * fan_out
-        total = part_grads[0, lo:hi]
-        if parts > 1:
-            total = grads[lo:hi]
-            first = part_grads[0, lo:hi]
-            for i in range(total.size):  # not total[:] = first: its shape check compiles string code (3 s)
-                total[i] = first[i]
-            for p in range(1, parts):
-                share = part_grads[p, lo:hi]
-                for i in range(total.size):
-                    total[i] += share[i]
-        _update(rule, params[lo:hi], total, slot1[lo:hi], slot2[lo:hi], lr_t, hyper, hyper[4])
-        if layer % parts == part:
-            for j in range(fan_out):
-                db = 0.0
-                for p in range(parts):
-                    db += bias_sums[p, layer, j]
-                grads[b_at + j] = db
-            end = b_at + fan_out
-            _update(rule, params[b_at:end], grads[b_at:end], slot1[b_at:end], slot2[b_at:end], lr_t, hyper,
-                    hyper[5])
-
-
-@kernel
-def _step_loss(losses, nb, progress):
-    """Between the phases: the step's mean loss into progress[3]; False if it is not finite."""
-    loss = losses.sum() / nb
-    progress[3] = loss
-    return math.isfinite(loss)
-
-
-@kernel
-def _step_done(s, nb, hits, progress):
-    progress[0] = s + 1
-    progress[1] += progress[3] * nb
-    progress[2] += hits.sum()

@@ -1,115 +1,250 @@
-"""The training kernels: many mini-batch steps per call, in one thread or split over several.
+"""The training kernels: many mini-batch steps (gather, forward, softmax cross-entropy, backward,
+optimizer update) per call, in one thread or split over several.
 
-A step is fused.py's two phases (``_rows_pass`` then ``_weights_pass``, see its module doc) over
-``parts = losses.size`` parts. ``train_steps`` runs them in the calling thread (one part: the
-arithmetic of the general path, to the bit, with a dense first layer); ``train_steps_parallel``
-runs each phase's parts over Numba's threads (prange). Every part calls np.dot on its share, so
-BLAS must be held to one thread while the parallel kernel runs (the caller does it): its
-threads and ours would otherwise fight over the cores.
+Their arguments come in five named tuples (the types below), whose arrays the caller allocates
+once: ``TrainingSet``, ``Network`` (the flat params and their ``layout``, see fused.py),
+``Optimizer``, ``Buffers`` (shared by the parts) and ``PartBuffers`` (one row per part, the leading
+axis of every array, ``parts = losses.size``). ``hyper`` and ``progress`` are indexed by the
+constants below.
+
+A step runs in two phases over the ``parts``:
+
+1. rows (``_rows_pass``): part t takes the batch rows [nb t / parts, nb (t + 1) / parts). It
+   runs them forward through every layer, takes their softmax cross-entropy, carries the loss
+   gradient back to every layer's pre-activation (``deltas``), and adds up its rows' share of
+   every weight gradient (``PartBuffers.grads[t]``) and bias gradient (``bias_sums[t]``, float64),
+   but a sparse first layer's weight gradient: of that layer it regroups its rows' inputs by column
+   (CSC). All of it is row by row, so no part waits for another.
+2. weights (``_weights_pass``): part t takes rows [fan_in t / parts, fan_in (t + 1) / parts) of
+   every layer's W, adds up the parts' gradients there (a sparse first layer's it computes there,
+   from every part's CSC entries: no copy per part to add up) and updates them; part
+   (layer % parts) does the layer's bias.
+
+Between the phases the loss is checked: a step with a non-finite loss changes no parameter.
+With ``sparse``, the first layer reads the training set as CSR rows (sparse.py: ``indptr``,
+``indices``, ``values`` and its ``background``) instead of gathering dense rows.
+
+The step loop is written once (``_steps``) and compiled twice: ``train_steps`` runs the parts one
+after another in the calling thread (its ``prange`` is a ``range``: no thread launch), and
+``train_steps_parallel`` runs each phase's parts over Numba's threads. Every part calls np.dot on
+its share, so BLAS must be held to one thread while the parallel kernel runs (the caller does it):
+its threads and ours would otherwise fight over the cores. With one part and a dense first layer
+the arithmetic is that of the per-op kernels (dense, softmax, optim), operation for operation, so
+a run matches the general path to the last bit (unless a subnormal number arises: see
+floatenv.py, whose flush-to-zero each part sets in its thread). More parts, or the sparse layer,
+add the same terms up in another order: the runs agree to rounding.
 """
+
+import math
+from collections import namedtuple
 
 import numpy as np
 from numba import prange
 
 from ._jit import kernel
 from .floatenv import FLUSH_SUBNORMALS, mxcsr, set_mxcsr
-from .fused import _rows_pass, _step_done, _step_loss, _weights_pass
+from .fused import (
+    ACT,
+    ADAM,
+    B_OFFSET,
+    D_IN,
+    D_OUT,
+    MOMENTUM,
+    OUT_OFFSET,
+    W_OFFSET,
+    _activation_grad,
+    _bias_activate,
+    _gather,
+    _view2,
+)
+from .optim import adam_update, momentum_update, sgd_update
+from .softmax import softmax_cross_entropy_rows
+from .sparse import column_sums, csc_entries, csc_weight_grad, sparse_forward
+
+# hyper (HYPER_SIZE,), in the params' dtype
+ONE_MINUS_BETA1, ONE_MINUS_BETA2, EPSILON, MOMENTUM_COEF, WEIGHT_DECAY, BIAS_DECAY = range(6)
+HYPER_SIZE = 6
+# progress (PROGRESS_SIZE,) float64, after each step
+STEPS_DONE, LOSS_SUM, CORRECT, LAST_LOSS = range(4)
+PROGRESS_SIZE = 4
+
+TrainingSet = namedtuple("TrainingSet", ["x", "labels", "sparse", "indptr", "indices", "values", "background"])
+TrainingSet.__doc__ = """x (n, d_in) and labels (n,) int64; with ``sparse`` (bool) the first layer reads x
+as CSR rows (sparse.py; empty arrays otherwise) around the scalar ``background``."""
+Network = namedtuple("Network", ["params", "layout", "alpha"])
+Network.__doc__ = """params (P,) flat, layout (L, 6) int64 (fused.py), alpha: leaky_relu's slope."""
+Optimizer = namedtuple("Optimizer", ["rule", "hyper", "slot1", "slot2"])
+Optimizer.__doc__ = """rule: fused.SGD, MOMENTUM or ADAM; hyper (HYPER_SIZE,) in the params' dtype;
+slot1 (P,) Adam's m or momentum's velocity, slot2 (P,) Adam's v (empty when the rule has none)."""
+Buffers = namedtuple("Buffers", ["grads", "outs", "deltas", "xbuf", "ybuf", "progress"])
+Buffers.__doc__ = """grads (P,); outs and deltas (fused.py's layout); xbuf (batch_size, d_in) and ybuf
+(batch_size,) int64; progress (PROGRESS_SIZE,) float64."""
+PartBuffers = namedtuple("PartBuffers", ["grads", "bias_sums", "losses", "hits", "sums", "c_ptr", "c_rows",
+                                         "c_values", "m_rows", "m_values"])
+PartBuffers.__doc__ = """Each part's own, leading axis parts: grads (parts, P) (with one part it may be
+Buffers.grads[None]), bias_sums (parts, layers, max d_out) float64, losses float64, hits int64, sums
+(parts, max d_out), c_ptr (parts, d_in + 1) int64, c_rows (parts, rows * d_in) int64 and c_values
+(parts, rows * d_in), rows = ceil(batch_size / parts): each part's rows' first-layer entries by
+column (sparse.csc_entries; empty when not sparse), which the weights phase reads from every part;
+m_rows (parts, batch_size) int64 and m_values (parts, batch_size): sparse.csc_weight_grad's scratch."""
 
 
-@kernel
-def train_steps(x, labels, order, batch_size, first, last, params, layout, alpha, rule, learning_rates, hyper,
-                slot1, slot2, grads, outs, deltas, xbuf, ybuf, progress, part_grads, bias_sums, losses, hits,
-                sparse, indptr, indices, values, background, scratch, c_ptr, c_rows, c_values):
-    """Run steps ``first`` .. ``last - 1`` of an epoch in one thread, in place on params and slots.
+def _steps(data, net, opt, buf, parts, order, batch_size, first, last, learning_rates):
+    """Run steps ``first`` .. ``last - 1`` of an epoch, in place on params and slots.
 
-    x (n, d_in) and labels (n,) int64 are the training set; step s trains on the rows
-    ``order[s * batch_size : (s + 1) * batch_size]``. ``learning_rates`` (last - first,) holds
-    each step's rate in the params' dtype (Adam's already bias-corrected); ``hyper`` (6,) is
-    (1 - beta1, 1 - beta2, epsilon, momentum, weight_decay, 0) in that dtype. ``rule`` is SGD,
-    MOMENTUM or ADAM; slot1 is Adam's m or momentum's velocity, slot2 Adam's v (an empty array
-    when the rule does not use it). After each step ``progress`` (4,) float64 holds (steps done
-    in the epoch, sum of loss * rows, correct predictions, the last loss).
-
-    Scratch: grads (P,); outs and deltas; xbuf (batch_size, d_in) and ybuf (batch_size,) int64;
-    then, each with a leading axis of ``parts = losses.size``: part_grads (parts, P) (here
-    grads[None] saves a buffer), bias_sums (parts, layers, max d_out) float64, losses float64, hits
-    int64, scratch (parts, max d_out), c_ptr (parts, d_in + 1) int64, c_rows (parts, rows *
-    d_in) int64 and c_values (parts, rows * d_in), where rows = ceil(batch_size / parts).
-    ``sparse`` (bool): read the first layer's inputs from the CSR arrays (empty ones otherwise).
+    Step s trains on the rows ``order[s * batch_size : (s + 1) * batch_size]``.
+    ``learning_rates`` (last - first,) holds each step's rate in the params' dtype (Adam's already
+    bias-corrected). After each step ``progress`` holds (STEPS_DONE in the epoch, LOSS_SUM of loss
+    * rows, CORRECT predictions, LAST_LOSS).
 
     Returns -1, or the step whose loss was not finite: that step left the params untouched.
     Subnormal values are flushed to zero meanwhile (see floatenv.py).
     """
-    saved = mxcsr()
-    set_mxcsr(saved | FLUSH_SUBNORMALS)
-    failed = _serial_steps(x, labels, order, batch_size, first, last, params, layout, alpha, rule,
-                           learning_rates, hyper, slot1, slot2, grads, outs, deltas, xbuf, ybuf, progress,
-                           part_grads, bias_sums, losses, hits, sparse, indptr, indices, values, background,
-                           scratch, c_ptr, c_rows, c_values)
-    set_mxcsr(saved)
-    return failed
+    n = data.labels.shape[0]
+    count = parts.losses.size
+    for s in range(first, last):
+        start = s * batch_size
+        nb = min(batch_size, n - start)
+        for k in prange(count):
+            saved = mxcsr()  # each thread has its own float environment
+            set_mxcsr(saved | FLUSH_SUBNORMALS)
+            _rows_pass(data, net, buf, parts, np.int64(k), count, order, start, nb)
+            set_mxcsr(saved)
+        if not _step_loss(parts.losses, nb, buf.progress):
+            return s
+        rate = learning_rates[s - first]
+        for k in prange(count):
+            saved = mxcsr()
+            set_mxcsr(saved | FLUSH_SUBNORMALS)
+            _weights_pass(data, net, opt, buf, parts, np.int64(k), count, rate, nb)
+            set_mxcsr(saved)
+        _step_done(s, nb, parts.hits, buf.progress)
+    return -1
+
+
+train_steps = kernel(_steps, name="train_steps")
+train_steps_parallel = kernel(_steps, name="train_steps_parallel", parallel=True)
 
 
 @kernel
-def _serial_steps(x, labels, order, batch_size, first, last, params, layout, alpha, rule, learning_rates,
-                  hyper, slot1, slot2, grads, outs, deltas, xbuf, ybuf, progress, part_grads, bias_sums,
-                  losses, hits, sparse, indptr, indices, values, background, scratch, c_ptr, c_rows,
-                  c_values):
-    # train_steps_parallel with range for prange: keep the two alike
-    n = labels.shape[0]
-    parts = losses.size
-    for s in range(first, last):
-        start = s * batch_size
-        nb = min(batch_size, n - start)
-        for k in range(parts):
-            part = np.int64(k)
-            loss_sum, correct = _rows_pass(
-                x, labels, order, start, nb * part // parts, nb * (part + 1) // parts, nb, params, layout,
-                alpha, outs, deltas, xbuf, ybuf, part_grads[part], bias_sums[part], sparse, indptr, indices,
-                values, background, scratch[part], c_ptr[part], c_rows[part], c_values[part])
-            losses[part] = loss_sum
-            hits[part] = correct
-        if not _step_loss(losses, nb, progress):
-            return s
-        for k in range(parts):
-            part = np.int64(k)
-            _weights_pass(part, parts, params, layout, rule, learning_rates[s - first], hyper, slot1, slot2,
-                          grads, part_grads, bias_sums)
-        _step_done(s, nb, hits, progress)
-    return -1
+def _rows_pass(data, net, buf, parts, part, count, order, start, nb):
+    """Phase 1 for part ``part`` of ``count`` (module doc): its rows' forward, loss and backward,
+    their share of the weight and bias gradients; the rows' loss sum and hits in parts."""
+    lo, hi = nb * part // count, nb * (part + 1) // count
+    params, layout, alpha, outs, deltas = net.params, net.layout, net.alpha, buf.outs, buf.deltas
+    grads, bias_sums, sums = parts.grads[part], parts.bias_sums[part], parts.sums[part]
+    rows = order[start + lo : start + hi]
+    yb = buf.ybuf[lo:hi]
+    for i in range(hi - lo):
+        yb[i] = data.labels[rows[i]]
+    xb = buf.xbuf[lo:hi]
+    layers = layout.shape[0]
+    for layer in range(layers):
+        d_in, d_out, act = layout[layer, D_IN], layout[layer, D_OUT], layout[layer, ACT]
+        w = _view2(params, layout[layer, W_OFFSET], d_in, d_out)
+        b = params[layout[layer, B_OFFSET] : layout[layer, B_OFFSET] + d_out]
+        y = _view2(outs, layout[layer, OUT_OFFSET], nb, d_out)[lo:hi]
+        if layer > 0:
+            np.dot(_view2(outs, layout[layer - 1, OUT_OFFSET], nb, d_in)[lo:hi], w, y)
+        elif data.sparse:
+            if data.background != 0:
+                column_sums(w, sums[:d_out])
+            sparse_forward(data.indptr, data.indices, data.values, rows, data.background, w, sums[:d_out], y)
+            # this part's entries by column, for the weight gradient in the weights phase
+            csc_entries(data.indptr, data.indices, data.values, rows, lo, parts.c_ptr[part], parts.c_rows[part],
+                        parts.c_values[part])
+        else:
+            _gather(data.x, data.labels, order, start + lo, hi - lo, xb, yb)
+            np.dot(xb, w, y)
+        _bias_activate(y, b, act, alpha)
+    top = layers - 1
+    logits = _view2(outs, layout[top, OUT_OFFSET], nb, layout[top, D_OUT])[lo:hi]
+    dlogits = _view2(deltas, layout[top, OUT_OFFSET], nb, layout[top, D_OUT])[lo:hi]
+    loss, correct = softmax_cross_entropy_rows(logits, yb, dlogits, 1.0 / nb)
+    for layer in range(top, -1, -1):
+        fan_in, fan_out, act = layout[layer, D_IN], layout[layer, D_OUT], layout[layer, ACT]
+        w_at, out_at = layout[layer, W_OFFSET], layout[layer, OUT_OFFSET]
+        y = _view2(outs, out_at, nb, fan_out)[lo:hi]
+        dz = _view2(deltas, out_at, nb, fan_out)[lo:hi]
+        _activation_grad(dz, y, bias_sums[layer, :fan_out], act, alpha)
+        dw = _view2(grads, w_at, fan_in, fan_out)
+        if layer > 0:
+            np.dot(_view2(outs, layout[layer - 1, OUT_OFFSET], nb, fan_in)[lo:hi].T, dz, dw)
+            w = _view2(params, w_at, fan_in, fan_out)
+            np.dot(dz, w.T, _view2(deltas, layout[layer - 1, OUT_OFFSET], nb, fan_in)[lo:hi])
+        elif not data.sparse:  # a sparse first layer's weight gradient waits for the weights phase
+            np.dot(xb.T, dz, dw)
+    parts.losses[part] = loss
+    parts.hits[part] = correct
 
 
-@kernel(parallel=True)
-def train_steps_parallel(x, labels, order, batch_size, first, last, params, layout, alpha, rule,
-                         learning_rates, hyper, slot1, slot2, grads, outs, deltas, xbuf, ybuf, progress,
-                         part_grads, bias_sums, losses, hits, sparse, indptr, indices, values, background,
-                         scratch, c_ptr, c_rows, c_values):
-    """train_steps over ``losses.size`` threads: the same arguments and returns. The loop is
-    _serial_steps's with prange for range, and the float environment set in each thread."""
-    n = labels.shape[0]
-    parts = losses.size
-    for s in range(first, last):
-        start = s * batch_size
-        nb = min(batch_size, n - start)
-        for k in prange(parts):
-            part = np.int64(k)
-            saved = mxcsr()  # each thread has its own float environment: flush subnormals (floatenv.py)
-            set_mxcsr(saved | FLUSH_SUBNORMALS)
-            loss_sum, correct = _rows_pass(
-                x, labels, order, start, nb * part // parts, nb * (part + 1) // parts, nb, params, layout,
-                alpha, outs, deltas, xbuf, ybuf, part_grads[part], bias_sums[part], sparse, indptr, indices,
-                values, background, scratch[part], c_ptr[part], c_rows[part], c_values[part])
-            losses[part] = loss_sum
-            hits[part] = correct
-            set_mxcsr(saved)
-        if not _step_loss(losses, nb, progress):
-            return s
-        for k in prange(parts):
-            part = np.int64(k)
-            saved = mxcsr()
-            set_mxcsr(saved | FLUSH_SUBNORMALS)
-            _weights_pass(part, parts, params, layout, rule, learning_rates[s - first], hyper, slot1, slot2,
-                          grads, part_grads, bias_sums)
-            set_mxcsr(saved)
-        _step_done(s, nb, hits, progress)
-    return -1
+@kernel
+def _update(opt, p, g, slot1, slot2, lr_t, weight_decay):
+    hyper = opt.hyper
+    if opt.rule == ADAM:
+        adam_update(p, g, slot1, slot2, lr_t, hyper[ONE_MINUS_BETA1], hyper[ONE_MINUS_BETA2], hyper[EPSILON],
+                    weight_decay)
+    elif opt.rule == MOMENTUM:
+        momentum_update(p, g, slot1, lr_t, hyper[MOMENTUM_COEF], weight_decay)
+    else:
+        sgd_update(p, g, lr_t, weight_decay)
+
+
+@kernel
+def _weights_pass(data, net, opt, buf, parts, part, count, lr_t, nb):
+    """Phase 2 for part ``part`` of ``count`` (module doc), for a batch of ``nb`` rows. The weight
+    gradients are summed into buf.grads, or with one part used where they are (parts.grads[0],
+    which may be buf.grads); a sparse first layer's are computed into buf.grads."""
+    params, layout, grads, part_grads = net.params, net.layout, buf.grads, parts.grads
+    slot1, slot2, bias_sums = opt.slot1, opt.slot2, parts.bias_sums
+    for layer in range(layout.shape[0]):
+        fan_in, fan_out = layout[layer, D_IN], layout[layer, D_OUT]
+        w_at, b_at = layout[layer, W_OFFSET], layout[layer, B_OFFSET]
+        k_lo, k_hi = fan_in * part // count, fan_in * (part + 1) // count
+        lo, hi = w_at + k_lo * fan_out, w_at + k_hi * fan_out
+        total = part_grads[0, lo:hi]
+        if layer == 0 and data.sparse:
+            total = grads[lo:hi]
+            dz_sums = parts.sums[part, :fan_out]
+            for j in range(fan_out):  # colsum(dz) over the batch: the bias gradient
+                db = 0.0
+                for p in range(count):
+                    db += bias_sums[p, 0, j]
+                dz_sums[j] = db
+            dz = _view2(buf.deltas, layout[0, OUT_OFFSET], nb, fan_out)
+            csc_weight_grad(parts.c_ptr, parts.c_rows, parts.c_values, count, k_lo, dz, data.background, dz_sums,
+                            total.reshape((k_hi - k_lo, fan_out)), parts.m_rows[part], parts.m_values[part])
+        elif count > 1:
+            total = grads[lo:hi]
+            first = part_grads[0, lo:hi]
+            for i in range(total.size):  # not total[:] = first: its shape check compiles string code (3 s)
+                total[i] = first[i]
+            for p in range(1, count):
+                share = part_grads[p, lo:hi]
+                for i in range(total.size):
+                    total[i] += share[i]
+        _update(opt, params[lo:hi], total, slot1[lo:hi], slot2[lo:hi], lr_t, opt.hyper[WEIGHT_DECAY])
+        if layer % count == part:
+            for j in range(fan_out):
+                db = 0.0
+                for p in range(count):
+                    db += bias_sums[p, layer, j]
+                grads[b_at + j] = db
+            end = b_at + fan_out
+            _update(opt, params[b_at:end], grads[b_at:end], slot1[b_at:end], slot2[b_at:end], lr_t,
+                    opt.hyper[BIAS_DECAY])
+
+
+@kernel
+def _step_loss(losses, nb, progress):
+    """Between the phases: the step's mean loss into progress[LAST_LOSS]; False if not finite."""
+    loss = losses.sum() / nb
+    progress[LAST_LOSS] = loss
+    return math.isfinite(loss)
+
+
+@kernel
+def _step_done(s, nb, hits, progress):
+    progress[STEPS_DONE] = s + 1
+    progress[LOSS_SUM] += progress[LAST_LOSS] * nb
+    progress[CORRECT] += hits.sum()

@@ -1,8 +1,9 @@
-"""Tests for ``digits bench`` (tinygrad_digits.bench, cli/bench.py) and the benchmarks/ workers.
+"""Tests for ``digits bench`` (tinygrad_digits.bench, cli/bench.py) and benchmarks/ (the run, the
+report, the plot and the workers).
 
 Nothing here asserts on a clock: the tests check the plan, the arithmetic of the report (flops,
-ratios, targets), its formatting and plot, that the NumPy reference does the same math as our
-trainer, and one real tiny run of the command end to end.
+ratios, targets), its formatting and plot, that the NumPy reference and the minimal NumPy script
+do the same math as our trainer, and one real tiny run of the command end to end.
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from tinygrad_digits.cli.main import main
 
 from tinygrad_digits import bench as B
-from tinygrad_digits.cli.main import main
 
 sys.path.insert(0, str(B.benchmarks_dir()))
 
+import bench_plot  # noqa: E402
+import bench_report  # noqa: E402
+import bench_run  # noqa: E402
 import gemm_floor  # noqa: E402
+import numpy_minimal  # noqa: E402
 import numpy_reference  # noqa: E402
 
 
@@ -34,25 +39,31 @@ def test_the_plan_sweeps_one_factor_at_a_time():
         B.BenchPlan(epochs=1)
 
 
-def test_epoch_flops_match_the_issue():
+def test_epoch_flops_count_every_product_of_an_epoch():
+    # per row: forward and weight gradient of every layer (2 flops a multiply-add), the input
+    # gradient of every layer but the first
+    assert gemm_floor.epoch_flops([784, 128, 10], 1) == 2 * 2 * 784 * 128 + 3 * 2 * 128 * 10
     # 784-128-10 on 48,000 images: 19.6 GFLOP of matrix products per epoch
-    assert B.epoch_flops([784, 128, 10], 48000) / 1e9 == pytest.approx(19.6, abs=0.05)
-    assert gemm_floor.epoch_flops([784, 256, 64, 10], 1000) == B.epoch_flops([784, 256, 64, 10], 1000)
+    assert gemm_floor.epoch_flops([784, 128, 10], 48000) / 1e9 == pytest.approx(19.6, abs=0.05)
 
 
 def fake_report(ours=0.1, keras=0.7, numpy=0.25, floor=0.08, sweep=False) -> dict:
     def config(hidden, batch_size, scale=1.0):
         runners = {}
         for name, seconds in (("ours", ours), ("ours (general path)", 0.27), ("numpy reference", numpy),
-                              ("keras", keras)):
+                              ("numpy minimal", 1.1 * numpy), ("keras", keras), ("jax jitted step", 0.2)):
             s = seconds * scale
             runners[name] = {"seconds_per_epoch": s, "first_epoch": 2 * s, "epochs": [2 * s, s], "samples_per_second":
                              48000 / s, "final_loss": 0.2, "test_accuracy": 0.97, "vs_ours": s / (ours * scale),
                              "vs_floor": s / (floor * scale), "paired_vs_ours": s / (ours * scale),
-                             "paired_vs_floor": s / (floor * scale)}
+                             "paired_vs_floor": s / (floor * scale), "vs_work_floor": s / (floor * scale / 3),
+                             "paired_vs_work_floor": s / (floor * scale / 3)}
         return {"hidden": list(hidden), "batch_size": batch_size, "n": 48000, "epochs": 3, "gflop_per_epoch": 19.6,
                 "runners": runners, "openblas": "unset",
-                "floor": {"seconds": floor * scale, "by_blas": {"numpy BLAS": floor * scale}, "gflops": 245.0}}
+                "floor": {"seconds": floor * scale, "by_blas": {"numpy BLAS": floor * scale}, "gflops": 245.0,
+                          "first_inputs": 784},
+                "work_floor": {"seconds": floor * scale / 3, "by_blas": {"numpy BLAS": floor * scale / 3},
+                               "gflops": 150.0, "first_inputs": 150}}
 
     configs = [config((128,), 128)]
     if sweep:
@@ -60,7 +71,9 @@ def fake_report(ours=0.1, keras=0.7, numpy=0.25, floor=0.08, sweep=False) -> dic
     return {
         "plan": {"hidden": [[128], [512]] if sweep else [[128]], "batch_sizes": [128, 32] if sweep else [128],
                  "epochs": 3},
-        "environment": {"cpus": 2, "load_average_before": (0.5, 0, 0), "load_average_after": (0.6, 0, 0)},
+        "environment": {"cpus": 2, "cpu_model": "Some CPU", "vector_extensions": ["avx2", "avx512f"], "threads": 2,
+                        "parallel_chosen": False, "load_average_before": (0.5, 0, 0),
+                        "load_average_after": (0.6, 0, 0)},
         "notes": ["a note"],
         "configs": configs,
         "inference": {"ours": {"single_kernel_us": 6.0, "single_sparse_kernel_us": 4.0, "single_predictor_us": 8.0,
@@ -75,35 +88,44 @@ def fake_report(ours=0.1, keras=0.7, numpy=0.25, floor=0.08, sweep=False) -> dic
 
 def test_targets_are_checked_on_the_headline_config():
     report = fake_report()
-    targets = {t["target"]: t for t in B.check_targets(report)}
+    targets = {t["target"]: t for t in bench_report.check_targets(report)}
     assert targets["Keras / ours, s per epoch"]["value"] == pytest.approx(7.0)
     assert targets["Keras / ours, s per epoch"]["met"] is True
     assert targets["NumPy reference / ours, s per epoch"]["value"] == pytest.approx(2.5)
+    assert targets["NumPy reference / ours, s per epoch"]["met"] is True
+    assert targets["NumPy minimal / NumPy reference, s per epoch"]["value"] == pytest.approx(1.1)
+    assert targets["JAX jitted step / ours, s per epoch"]["value"] == pytest.approx(2.0)
+    assert targets["JAX epoch in lax.scan / ours, s per epoch"]["met"] is None  # not measured
     assert targets["ours / GEMM floor, s per epoch"]["value"] == pytest.approx(1.25)
     assert targets["ours / GEMM floor, s per epoch"]["met"] is True
+    assert targets["ours / work floor, s per epoch"]["value"] == pytest.approx(3.75)
+    assert targets["ours / work floor, s per epoch"]["met"] is False
     single = targets["single-image forward pass (sparse kernel), us"]
     assert single["value"] == 4.0 and single["met"] is True
     assert targets["warm-cache start of training, s"]["met"] is True
-    slow = {t["target"]: t for t in B.check_targets(fake_report(ours=0.2))}
+    slow = {t["target"]: t for t in bench_report.check_targets(fake_report(ours=0.2))}
     assert slow["ours / GEMM floor, s per epoch"]["met"] is False
     assert slow["Keras / ours, s per epoch"]["met"] is False
     del report["startup"]
-    assert {t["target"]: t for t in B.check_targets(report)}["digits --help, s"]["met"] is None
+    assert {t["target"]: t for t in bench_report.check_targets(report)}["digits --help, s"]["met"] is None
 
 
 def test_format_report_shows_every_runner_the_floor_and_the_verdicts():
     report = fake_report(sweep=True)
-    report["targets"] = B.check_targets(report)
+    report["targets"] = bench_report.check_targets(report)
     text = B.format_report(report)
-    for needle in ("ours (general path)", "numpy reference", "keras", "GEMM floor", "sweep:", "784-512-10, 128",
-                   "JAX epoch in lax.scan", "single image", "cold compile", "targets", "met", "note: a note"):
+    for needle in ("ours (general path)", "numpy reference", "numpy minimal", "keras", "GEMM floor", "sweep:",
+                   "784-512-10, 128", "work floor", "150 non-background inputs", "Some CPU", "avx2 avx512f",
+                   "training kernel: one thread", "measured on a 2-core AMD EPYC (AVX2) on 2026-11-27",
+                   "single image", "cold compile", "targets", "met", "note: a note"):
         assert needle in text, needle
+    assert "issue" not in text
     json.dumps(report)  # the --json output is plain JSON
 
 
 @pytest.mark.parametrize("sweep", [False, True])
 def test_plot_report_writes_a_png(tmp_path, sweep):
-    path = B.plot_report(fake_report(sweep=sweep), tmp_path / "bench.png")
+    path = bench_plot.plot_report(fake_report(sweep=sweep), tmp_path / "bench.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -119,10 +141,11 @@ def test_the_numpy_reference_takes_the_same_adam_steps_as_our_trainer(rng):
         np.testing.assert_array_equal(w, params[f"dense{i}.W"])
     optimizer = O.OptimizerConfig("adam", learning_rate=0.01, total_steps=10)
     state = O.init(optimizer, params)
-    for _ in range(3):
+    for t in range(3):
         x = rng.normal(size=(16, 784)).astype(np.float32)
         y = rng.integers(0, 10, 16)
-        ref_loss = reference.step(x, y)
+        # the rows gathered from a larger set (as in an epoch), or the batch as it is
+        ref_loss = reference.step(x, y) if t % 2 else reference.step(np.vstack([x, x]), y, np.arange(16))
         loss, grads = M.loss_and_grads(spec, params, x, y)
         O.update(optimizer, params, grads, state)
         assert ref_loss == pytest.approx(loss, rel=1e-5)
@@ -133,10 +156,64 @@ def test_the_numpy_reference_takes_the_same_adam_steps_as_our_trainer(rng):
         np.testing.assert_allclose(b, params[f"dense{i}.b"], rtol=1e-4, atol=3e-5)
 
 
+def test_the_minimal_numpy_script_takes_the_same_steps_as_the_reference(rng):
+    sizes = [784, 32, 10]
+    # a schedule this long keeps the reference's cosine-decayed rate at 0.01 to 1e-16
+    reference = numpy_reference.NumpyMLP(sizes, "relu", learning_rate=0.01, total_steps=10**9, seed=4,
+                                         batch_size=16)
+    minimal = numpy_reference.NumpyMLP(sizes, "relu", learning_rate=0.01, total_steps=10**9, seed=4)
+    for t in range(1, 4):
+        x = rng.normal(size=(16, 784)).astype(np.float32)
+        y = rng.integers(0, 10, 16)
+        ref_loss = reference.step(x, y)
+        loss = numpy_minimal.step(minimal.layers, minimal.m, minimal.v, x, y, t, 0.01)
+        assert loss == pytest.approx(ref_loss, rel=1e-5)
+    for (w, b), (w_min, b_min) in zip(reference.layers, minimal.layers):
+        assert w.dtype == w_min.dtype == np.float32
+        np.testing.assert_allclose(w, w_min, rtol=1e-4, atol=3e-5)
+        np.testing.assert_allclose(b, b_min, rtol=1e-4, atol=3e-5)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+def test_the_reference_s_in_place_activations_match_their_formulas(rng, activation):
+    z = rng.normal(size=(5, 7)).astype(np.float32)
+    forward, grad = numpy_reference.ACTIVATIONS[activation]
+    y = z.copy()
+    forward(y)
+    expected = {"relu": np.maximum(z, 0), "sigmoid": 1 / (1 + np.exp(-z)), "tanh": np.tanh(z)}[activation]
+    np.testing.assert_allclose(y, expected, rtol=1e-6)
+    d = np.ones_like(z)
+    grad(y, d, np.empty_like(z))
+    slope = {"relu": (z > 0), "sigmoid": expected * (1 - expected), "tanh": 1 - expected**2}[activation]
+    np.testing.assert_allclose(d, slope, rtol=1e-5, atol=1e-7)
+
+
 def test_the_floor_probes_run_every_product_of_an_epoch():
-    # no timing asserted: both probes run on a small epoch (last batch partial) and return seconds
+    # no timing asserted: both probes run on a small epoch (last batch partial) and return seconds,
+    # at the dense shapes and with a narrower first layer (the work floor)
     for probe in (numpy_reference.numpy_floor, gemm_floor.numba_floor):
         assert probe([784, 16, 10], 100, 32) > 0
+        assert probe([150, 16, 10], 100, 32) > 0
+
+
+def test_the_environment_names_the_cpu_and_its_vector_extensions():
+    env = bench_run.environment()
+    assert env["cpus"] >= 1 and env["cpu_model"]
+    assert set(env["vector_extensions"]) <= set(bench_run.VECTOR_FLAGS)
+    json.dumps(env)
+
+
+def test_from_an_installed_package_bench_says_it_needs_a_checkout(tmp_path, monkeypatch):
+    from tinygrad_digits import paths
+
+    data = paths.checkout_root() / "data" / "mnist"
+    monkeypatch.setattr(paths, "checkout_root", lambda: tmp_path)  # as installed: no benchmarks/ beside it
+    with pytest.raises(B.BenchError, match="source checkout"):
+        B.benchmarks_dir()
+    result = CliRunner().invoke(main, ["bench", "--no-keras", "--epochs", "2", "--train-size", "64", "--data",
+                                       str(data)])
+    assert result.exit_code == 1 and "source checkout" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_bench_help_lists_its_options():
@@ -161,16 +238,24 @@ def test_bench_runs_end_to_end_on_a_tiny_subset(tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     (config,) = report["configs"]
-    assert set(config["runners"]) == {"ours", "ours (one thread)", "ours (general path)", "numpy reference"}
+    import importlib.util
+
+    jax = {"jax jitted step", "jax epoch in lax.scan"} if importlib.util.find_spec("jax") else set()
+    assert set(config["runners"]) == {"ours", "ours (one thread)", "ours (parallel)", "ours (general path)",
+                                      "numpy reference", "numpy minimal", *jax}
     for runner in config["runners"].values():
         assert len(runner["epochs"]) == 2 and runner["seconds_per_epoch"] > 0
         assert 0 <= runner["test_accuracy"] <= 1
     # our three paths train alike: the same loss after the same epochs
     ours, general = config["runners"]["ours"], config["runners"]["ours (general path)"]
-    for path in (ours, config["runners"]["ours (one thread)"]):
+    for path in (ours, config["runners"]["ours (one thread)"], config["runners"]["ours (parallel)"]):
         assert path["final_loss"] == pytest.approx(general["final_loss"], rel=1e-4)
         assert abs(path["test_accuracy"] - general["test_accuracy"]) <= 0.001
     assert ours["paired_vs_ours"] == 1.0 and general["paired_vs_floor"] > 0
-    assert config["floor"]["seconds"] > 0
+    assert config["floor"]["seconds"] > 0 and config["work_floor"]["seconds"] > 0
+    assert config["work_floor"]["first_inputs"] < 784  # MNIST's blank pixels: most of the image
+    numpy_runs = [config["runners"][name] for name in ("numpy reference", "numpy minimal")]
+    assert numpy_runs[0]["final_loss"] == pytest.approx(numpy_runs[1]["final_loss"], rel=1e-4)
+    assert report["environment"]["cpu_model"] and report["environment"]["threads"] >= 1
     assert {"ours", "numpy reference"} <= set(report["inference"])
     assert plot.exists()

@@ -1,7 +1,7 @@
 """Tests for the fused training paths (kernels/fused.py, kernels/steps.py and their
-driver in train.py).
+driver, fastpath.py, as train.py takes it).
 
-A fused kernel must do what the general path (model.loss_grads_correct, then
+A fused kernel must do what the general path (autodiff's value_and_grad, then
 optimizers.update, one step at a time) does: the same parameters, history, callbacks and stops
 for the same seed, for every optimizer, activation and depth. The one-thread kernel mirrors the
 per-op kernels operation for operation, so its runs agree to round-off (in practice, to the
@@ -34,8 +34,9 @@ def data(n: int, seed: int):
 
 
 # the fast paths ("general" is the reference): the fused kernel in one thread, in parallel, and
-# in parallel or in one thread with the sparse first layer
-PATHS = ["fused", "parallel", "sparse", "sparse1"]
+# in parallel or in one thread with the sparse first layer; "auto" is what training takes by
+# itself: the sparse first layer, the step in parts, and the kernel chosen as it goes
+PATHS = ["fused", "parallel", "sparse", "sparse1", "auto"]
 BACKGROUND = -10.0
 
 
@@ -49,9 +50,9 @@ def sparse_data(n: int, seed: int):
 
 def choose(monkeypatch, path: str):
     monkeypatch.setattr(F, "USE_FUSED", path != "general")
-    monkeypatch.setattr(F, "USE_PARALLEL", path in ("parallel", "sparse"))
-    monkeypatch.setattr(F, "USE_SPARSE", path.startswith("sparse"))
-    if path in ("parallel", "sparse"):
+    monkeypatch.setattr(F, "USE_PARALLEL", None if path == "auto" else path in ("parallel", "sparse"))
+    monkeypatch.setattr(F, "USE_SPARSE", path.startswith("sparse") or path == "auto")
+    if path in ("parallel", "sparse", "auto"):
         import numba
 
         if numba.get_num_threads() < 2:
@@ -61,7 +62,7 @@ def choose(monkeypatch, path: str):
 def run(monkeypatch, path: str, spec, optimizer, epochs=2, batch_size=32, n=150, make=None, **callbacks):
     """Train on blobs (sparse ones for the sparse path, or with make="sparse") along ``path``."""
     choose(monkeypatch, path)
-    make = sparse_data if (make or path).startswith("sparse") else data
+    make = sparse_data if (make or path).startswith(("sparse", "auto")) else data
     x, y = make(n, 0)
     xv, yv = make(40, 1)
     params = M.init_params(spec, np.random.default_rng(3))
@@ -109,12 +110,14 @@ def test_fused_paths_match_the_general_path(monkeypatch, path, name, activation,
 def test_each_path_takes_the_kernel_it_names(monkeypatch, path):
     choose(monkeypatch, path)
     spec = M.ModelSpec(hidden=(8,), inputs=INPUTS, outputs=OUTPUTS)
-    x, y = (sparse_data if path.startswith("sparse") else data)(64, 0)
+    x, y = (sparse_data if path.startswith(("sparse", "auto")) else data)(64, 0)
     steps = F.FusedSteps(M.dense_chain(spec), spec.alpha, M.init_params(spec, np.random.default_rng(0)), x, y, 32,
                           O.OptimizerConfig("adam"))
-    assert steps.parts == (2 if path in ("parallel", "sparse") else 1)
-    assert steps.kernel is (step_kernels.train_steps_parallel if steps.parts > 1 else step_kernels.train_steps)
-    assert steps.sparse == path.startswith("sparse")
+    assert steps.parts == (2 if path in ("parallel", "sparse", "auto") else 1)
+    assert steps.adaptive == (path == "auto")
+    if path != "auto":
+        assert steps.kernel is (step_kernels.train_steps_parallel if steps.parts > 1 else step_kernels.train_steps)
+    assert steps.sparse == path.startswith(("sparse", "auto"))
     if steps.sparse:
         assert steps.background == np.float32(BACKGROUND)
 
@@ -217,7 +220,7 @@ def test_same_seed_same_fused_run(monkeypatch, path):
 
 def test_the_fused_path_is_only_taken_where_it_is_exact():
     spec = M.ModelSpec(hidden=(8,), inputs=INPUTS, outputs=OUTPUTS)
-    config, optimizer = T.TrainConfig(), O.OptimizerConfig("adam")
+    optimizer = O.OptimizerConfig("adam")
     float32 = M.init_params(spec, np.random.default_rng(0))
     assert F.fusable(M.dense_chain(spec) if not spec.dropout else None, float32, optimizer)
     assert not F.fusable(M.dense_chain(spec) if not spec.dropout else None, M.init_params(spec, np.random.default_rng(0), dtype=np.float64), optimizer)
@@ -334,3 +337,54 @@ def test_a_last_batch_of_one_row_leaves_one_part_empty_and_still_matches(monkeyp
     fast = run(monkeypatch, path, spec, optimizer, batch_size=128, n=129)
     general = run(monkeypatch, "general", spec, optimizer, batch_size=128, n=129, make=path)
     assert_same_run(fast, general, loose=path != "fused")
+
+
+def test_both_kernels_on_the_same_parts_train_alike_to_the_bit(monkeypatch):
+    """With the step in parts for the threads, the one-thread kernel runs the parts one after
+    another and the parallel one side by side: the same arithmetic, so the trainer may switch."""
+    spec = M.ModelSpec(hidden=(16, 9), inputs=INPUTS, outputs=OUTPUTS)
+    choose(monkeypatch, "sparse")
+    for make in (data, sparse_data):
+        x, y = make(150, 0)
+        runs = []
+        for parallel in (False, True):
+            steps = F.FusedSteps(M.dense_chain(spec), spec.alpha, M.init_params(spec, np.random.default_rng(3)), x, y,
+                                 32, O.OptimizerConfig("adam"), parallel=True)
+            assert steps.parts == 2
+            rates = np.full(5, 1e-2, np.float32)
+            for epoch in range(2):
+                order = np.random.default_rng(epoch).permutation(len(x))
+                assert steps.steps(order, 0, 5, rates, parallel) == -1
+            runs.append((steps.flat.copy(), steps.progress.copy()))
+        np.testing.assert_array_equal(runs[0][0], runs[1][0])
+        np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
+@pytest.mark.parametrize("parallel_cost", [1.0, 3.0])
+def test_training_keeps_to_the_kernel_that_is_faster_as_it_goes(monkeypatch, parallel_cost):
+    """The trainer times every chunk (here a fake clock: a step costs 2 units on one thread and
+    ``parallel_cost`` in parallel), tries the other kernel now and then, and keeps the faster; the
+    run comes out as on the parallel kernel alone."""
+    spec = M.ModelSpec(hidden=(16,), inputs=INPUTS, outputs=OUTPUTS)
+    clock = {"now": 0.0}
+    used = []
+    original = F.FusedSteps.steps
+
+    def steps(self, order, first, last, rates, parallel=None):
+        used.append((parallel, last - first))
+        clock["now"] += (parallel_cost if parallel else 2.0) * (last - first)
+        return original(self, order, first, last, rates, parallel)
+
+    monkeypatch.setattr(F.FusedSteps, "steps", steps)
+    monkeypatch.setattr(F, "_clock", lambda: clock["now"])
+    monkeypatch.setattr(F, "_CHUNK_WORK", 1.1e5)  # chunks of 8 steps: many decisions in a short run
+    result, params = run(monkeypatch, "auto", spec, O.OptimizerConfig("adam", total_steps=40), epochs=4, n=600)
+    faster = parallel_cost < 2.0
+    kernels = [p for p, _ in used]
+    assert True in kernels and False in kernels  # both were timed
+    chunks = [p for p, count in used if count > F.PROBE_STEPS]  # all but the short runs of either kernel
+    assert chunks and chunks[-1] is faster and chunks.count(faster) >= len(chunks) - 1
+    monkeypatch.setattr(F.FusedSteps, "steps", original)
+    alone = run(monkeypatch, "sparse", spec, O.OptimizerConfig("adam", total_steps=40), epochs=4, n=600)
+    for key in params:
+        np.testing.assert_array_equal(params[key], alone[1][key])

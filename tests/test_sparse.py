@@ -67,10 +67,15 @@ def test_sparse_weight_grad_is_the_dense_product(seed, n, d, m, background, frac
     x = inputs(seed, n, d, background, fraction)
     rows = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=2 * n)), np.int64)
     dz = np.random.default_rng(seed + 2).normal(0, 1, (len(rows), m))
-    dw = np.full((d, m), np.nan)
-    sparse.sparse_weight_grad(*sparse.csr_rows(x, background), rows, background, dz, dw, np.empty(m),
-                              *csc_scratch(len(rows), d, np.float64))
-    np.testing.assert_allclose(dw, x[rows].T @ dz, rtol=1e-10, atol=1e-10)
+    expected = x[rows].T @ dz
+    # the whole of dw, and a block of its rows (a thread's share)
+    first = data.draw(st.integers(0, d))
+    last = data.draw(st.integers(first, d))
+    for lo, hi in ((0, d), (first, last)):
+        dw = np.full((hi - lo, m), np.nan)
+        sparse.sparse_weight_grad(*sparse.csr_rows(x, background), rows, background, dz, dz.sum(axis=0), lo, dw,
+                                  *csc_scratch(len(rows), d, np.float64))
+        np.testing.assert_allclose(dw, expected[lo:hi], rtol=1e-10, atol=1e-10)
 
 
 def test_float32_mnist_like_rows_agree_with_blas_to_float32_rounding(rng):
@@ -87,7 +92,7 @@ def test_float32_mnist_like_rows_agree_with_blas_to_float32_rounding(rng):
     assert np.abs(y - exact).max() <= 1e-5 * np.abs(exact).max()
     dz = rng.normal(0, 1, (128, 128)).astype(np.float32)
     dw = np.empty((784, 128), np.float32)
-    sparse.sparse_weight_grad(*csr, rows, np.float32(-0.424), dz, dw, np.empty(128, np.float32),
+    sparse.sparse_weight_grad(*csr, rows, np.float32(-0.424), dz, dz.sum(axis=0), 0, dw,
                               *csc_scratch(128, 784, np.float32))
     exact = x[rows].T.astype(np.float64) @ dz.astype(np.float64)
     assert np.abs(dw - exact).max() <= 1e-5 * np.abs(exact).max()

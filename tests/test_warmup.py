@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -120,8 +121,9 @@ def test_a_warm_cache_loads_the_training_kernel_without_numbas_registry_refresh(
         "result = T.train(spec, M.init_params(spec, np.random.default_rng(0)), x, y, x[:0], y[:0],\n"
         "                 T.TrainConfig(epochs=2, batch_size=64), O.OptimizerConfig('adam'))\n"
         "np.savez(sys.argv[1] + '/there.npz', **result.params)\n"
-        "stats = [k.stats for k in (steps.train_steps_parallel, steps.train_steps)]  # whichever ran\n"
-        "assert sum(sum(s.cache_hits.values()) for s in stats) == 1, stats\n"
+        "stats = [k.stats for k in (steps.train_steps_parallel, steps.train_steps)]  # whichever ran: one, or\n"
+        "hits = [sum(s.cache_hits.values()) for s in stats]  # both (the trainer times them on two threads)\n"
+        "assert max(hits) == 1 and sum(hits) >= 1, stats\n"
         "assert not any(s.cache_misses for s in stats), stats\n"
         "assert 'numba.typed.typeddict' not in sys.modules, 'the registries were refreshed'\n"
         "from numba import njit\n"
@@ -187,3 +189,48 @@ def test_the_cli_compiles_up_front_only_when_the_cache_is_cold(monkeypatch, caps
     monkeypatch.setattr(warmup, "kernels_cached", lambda: False)
     options.announce_compile(as_json=False)
     assert calls == ["warm_up"] and "compiling kernels (first run only)" in capsys.readouterr().err
+
+
+def test_warm_up_records_which_training_kernel_is_faster_here_and_training_follows_it(monkeypatch):
+    import numba
+    import numpy as np
+
+    from tinygrad_digits import fastpath as F
+    from tinygrad_digits import model as M
+    from tinygrad_digits import optimizers as O
+
+    if not F.parallel_possible(warmup.CHOICE_SHAPE["batch_size"]):
+        assert numba.get_num_threads() < 2
+        return  # one thread: nothing to choose, and nothing is recorded
+    (Path(os.environ["NUMBA_CACHE_DIR"]) / warmup.THREADS_FILE).unlink(missing_ok=True)
+    assert warmup.thread_choice() is None
+    warmup.warm_up()
+    recorded = json.loads((Path(os.environ["NUMBA_CACHE_DIR"]) / warmup.THREADS_FILE).read_text())
+    assert recorded["key"] == warmup.thread_key() and recorded["threads"] == numba.get_num_threads()
+    seconds = recorded["seconds"]
+    assert set(seconds) == {"one thread", "parallel"} and all(s > 0 for s in seconds.values())
+    assert recorded["parallel"] == (seconds["parallel"] < F.PARALLEL_MARGIN * seconds["one thread"])
+    assert warmup.thread_choice() is recorded["parallel"]
+
+    spec = M.ModelSpec(hidden=(8,))
+    x, y = np.zeros((64, spec.inputs), np.float32), np.zeros(64, np.int64)
+    monkeypatch.setattr(F, "USE_PARALLEL", None)
+    for choice, parallel in ((True, True), (False, False), (None, True)):
+        monkeypatch.setattr(warmup, "thread_choice", lambda choice=choice: choice)
+        steps = F.FusedSteps(M.dense_chain(spec), spec.alpha, M.init_params(spec, np.random.default_rng(0)), x, y,
+                             32, O.OptimizerConfig("adam"))
+        # the step in parts for the threads either way; the kernel training starts with
+        assert steps.parts == numba.get_num_threads() and steps.adaptive
+        assert steps.parallel is parallel, choice
+
+
+def test_a_thread_choice_made_elsewhere_does_not_hold_here(tmp_path, monkeypatch):
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    path = tmp_path / warmup.THREADS_FILE
+    path.write_text(json.dumps({"parallel": False, "key": warmup.thread_key()}))
+    assert warmup.thread_choice() is False
+    for other in ("0" * 64 + "/2/another CPU", warmup.thread_key() + "x"):
+        path.write_text(json.dumps({"parallel": False, "key": other}))
+        assert warmup.thread_choice() is None
+    path.write_text("{not json")
+    assert warmup.thread_choice() is None

@@ -6,9 +6,18 @@ of ``(weight key, bias key, activation name)``, one per layer, and one leaky_rel
 all; ``layers.dense_chain`` finds it in a model, so nothing here knows how layers name their
 parameters. A run here gives the general path's parameters to float32 rounding.
 
-The steps run in kernels/steps.train_steps_parallel, split over Numba's threads, when there are
-at least two and threadpoolctl holds BLAS to one thread meanwhile; else in
-kernels/steps.train_steps, in this thread. The first layer reads a CSR copy of the training set
+The steps run in kernels/steps.train_steps, in this thread, or in
+kernels/steps.train_steps_parallel, split over Numba's threads. Where there are at least two
+threads and the batch gives each two rows or more, a step is split into ``parts = threads`` parts
+either way (BLAS held to one thread by threadpoolctl), so the two kernels do the same arithmetic
+to the bit and the trainer may take whichever is faster at the moment: it starts with the one
+warm-up found faster on this machine (warmup.thread_choice), times every chunk of steps, runs a
+few steps of the other kernel now and then, and keeps the faster (the parallel one only while it
+wins by PARALLEL_MARGIN). The runs of the other kernel come every 2 chunks at first, and half as
+often each time one of them confirms the kernel in use, down to one in 64 (PROBE_EVERY): a run of
+a kernel that another process's load makes slow costs little. A parallel step waits at two barriers for every thread,
+and a thread whose core another process has taken stalls it: the one-thread kernel never waits. USE_PARALLEL = True or False forces either (False: one
+part, the general path's arithmetic to the bit with a dense first layer). The first layer reads a CSR copy of the training set
 (kernels/sparse.py) when at least SPARSE_MIN_BACKGROUND of its inputs hold the background value.
 """
 
@@ -16,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 
 import numpy as np
 
@@ -26,7 +36,7 @@ from .kernels import steps as _steps
 from .kernels.activations import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
 
 USE_FUSED = True  # False forces the general path (tests and benchmarks compare the two)
-USE_PARALLEL = True  # False keeps the fused path on one thread
+USE_PARALLEL = None  # None: as warm-up measured (module doc); True / False force the parallel / one-thread kernel
 USE_SPARSE = True  # False keeps the parallel path's first layer dense
 SPARSE_MIN_BACKGROUND = 0.5  # the fraction of background inputs from which the sparse first layer pays
 ACTIVATION_CODES = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU, "sigmoid": SIGMOID,
@@ -36,6 +46,12 @@ _RULES = {"sgd": _fused.SGD, "momentum": _fused.MOMENTUM, "adam": _fused.ADAM}
 _OPTIMIZER_FIELDS = {"name", "learning_rate", "schedule", "total_steps", "weight_decay", "momentum", "beta1",
                      "beta2", "epsilon"}
 _CHUNK_WORK = 5e8  # rows * parameters per kernel call: ~10-30 ms, so Ctrl-C and progress stay live
+PROBE_EVERY = (2, 64)  # chunks between two short runs of the kernel not in use, at first and at most
+PROBE_STEPS = 4  # steps of such a run, and of each kernel's first (its load) run
+# the parallel kernel is taken only while it beats the one-thread kernel by this factor: a
+# parallel step stalls while another process holds a core, the one-thread kernel never does
+PARALLEL_MARGIN = 0.9
+_clock = time.perf_counter
 
 
 def fusable(chain, params: dict, optimizer) -> bool:
@@ -80,7 +96,10 @@ class FusedSteps:
     kernel's params back out after every chunk of steps.
     """
 
-    def __init__(self, chain, alpha: float, params, x_train, y_train, batch_size: int, optimizer):
+    def __init__(self, chain, alpha: float, params, x_train, y_train, batch_size: int, optimizer,
+                 parallel: bool | None = None):
+        """``parallel`` None follows USE_PARALLEL: None chooses the kernel as it goes (module doc),
+        True / False force either (where the parallel one can run: parallel_possible)."""
         dtype = np.dtype(np.float32)
         self.params, self.optimizer = params, optimizer
         # writable C arrays: a read-only or strided one would compile another kernel signature
@@ -98,33 +117,43 @@ class FusedSteps:
         slots = {"sgd": 0, "momentum": 1, "adam": 2}[optimizer.name]
         self.slot1 = np.zeros(size if slots >= 1 else 0, dtype=dtype)
         self.slot2 = np.zeros(size if slots >= 2 else 0, dtype=dtype)
-        self.rule = _RULES[optimizer.name]
-        self.hyper = np.array([1.0 - optimizer.beta1, 1.0 - optimizer.beta2, optimizer.epsilon,
-                               optimizer.momentum, optimizer.weight_decay, 0.0], dtype=dtype)
+        hyper = np.zeros(_steps.HYPER_SIZE, dtype=dtype)
+        for at, value in ((_steps.ONE_MINUS_BETA1, 1.0 - optimizer.beta1), (_steps.ONE_MINUS_BETA2, 1.0 - optimizer.beta2),
+                          (_steps.EPSILON, optimizer.epsilon), (_steps.MOMENTUM_COEF, optimizer.momentum),
+                          (_steps.WEIGHT_DECAY, optimizer.weight_decay), (_steps.BIAS_DECAY, 0.0)):
+            hyper[at] = value
         self.alpha = float(alpha)
-        self.progress = np.zeros(4, dtype=np.float64)
+        self.progress = np.zeros(_steps.PROGRESS_SIZE, dtype=np.float64)
         self.chunk = int(min(64, max(1, _CHUNK_WORK // (batch * size))))
 
-        self.blas = _blas_limiter(batch) if USE_PARALLEL else None
-        self.parts = parts = 1 if self.blas is None else _numba_threads()
-        self.kernel = _steps.train_steps if parts == 1 else _steps.train_steps_parallel
-        self.part_grads = self.grads[None] if parts == 1 else np.empty((parts, size), dtype=dtype)
-        widest = int(self.layout[:, 2].max())
-        self.bias_sums = np.zeros((parts, len(self.layout), widest), dtype=np.float64)
-        self.losses = np.zeros(parts, dtype=np.float64)
-        self.hits = np.zeros(parts, dtype=np.int64)
-        self.scratch = np.zeros((parts, widest), dtype=dtype)
+        mode = USE_PARALLEL if parallel is None else parallel
+        self.blas = _blas_limiter(batch) if mode is not False and parallel_possible(batch) else None
+        self.parts = parts = 1 if self.blas is None else numba_threads()
+        self.adaptive = mode is None and parts > 1
+        self.parallel = parts > 1 and (mode is True or (mode is None and _recorded_choice() is not False))
+        self.seconds = {}  # parallel (bool): seconds per step of that kernel's last timed run
+        self._loaded, self._chunks = set(), 0
+        self._every, self._probe_at = PROBE_EVERY[0], PROBE_EVERY[0]
         background, count = _background(self.x) if USE_SPARSE else (0, 0)  # two passes over x: only if used
         self.background = dtype.type(background)
         self.sparse = USE_SPARSE and count >= SPARSE_MIN_BACKGROUND * self.x.size > 0
         if self.sparse:
-            self.csr = _sparse.csr_rows(self.x, self.background)
+            csr = _sparse.csr_rows(self.x, self.background)
         else:
-            self.csr = (np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, dtype))
-        share = -(-batch // parts) * d_in if self.sparse else 0
-        self.c_ptr = np.zeros((parts, d_in + 1), dtype=np.int64)
-        self.c_rows = np.zeros((parts, share), dtype=np.int64)
-        self.c_values = np.zeros((parts, share), dtype=dtype)
+            csr = (np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, dtype))
+        widest = int(self.layout[:, 2].max())
+        share = -(-batch // parts) * d_in if self.sparse else 0  # a part's rows' first-layer entries
+        self.data = _steps.TrainingSet(self.x, self.y, self.sparse, *csr, self.background)
+        self.net = _steps.Network(self.flat, self.layout, self.alpha)
+        self.opt = _steps.Optimizer(_RULES[optimizer.name], hyper, self.slot1, self.slot2)
+        self.buffers = _steps.Buffers(self.grads, self.outs, self.deltas, self.xbuf, self.ybuf, self.progress)
+        self.part_buffers = _steps.PartBuffers(
+            self.grads[None] if parts == 1 else np.empty((parts, size), dtype=dtype),
+            np.zeros((parts, len(self.layout), widest), dtype=np.float64), np.zeros(parts, dtype=np.float64),
+            np.zeros(parts, dtype=np.int64), np.zeros((parts, widest), dtype=dtype),
+            np.zeros((parts, d_in + 1), dtype=np.int64), np.zeros((parts, share), dtype=np.int64),
+            np.zeros((parts, share), dtype=dtype), np.zeros((parts, batch if self.sparse else 0), dtype=np.int64),
+            np.zeros((parts, batch if self.sparse else 0), dtype=dtype))
         self.pack()
 
     def pack(self) -> None:
@@ -135,8 +164,8 @@ class FusedSteps:
         """Params and the epoch's tally as of the last step the kernel finished."""
         for key, at, count in self.keys:
             self.params[key].reshape(-1)[...] = self.flat[at : at + count]
-        done = int(self.progress[0])
-        tally.loss_sum, tally.correct = float(self.progress[1]), int(self.progress[2])
+        done = int(self.progress[_steps.STEPS_DONE])
+        tally.loss_sum, tally.correct = float(self.progress[_steps.LOSS_SUM]), int(self.progress[_steps.CORRECT])
         tally.seen = min(done * self.batch_size, len(self.x))
 
     def _learning_rates(self, t: int, count: int) -> np.ndarray:
@@ -150,15 +179,49 @@ class FusedSteps:
             rates.append(lr)
         return np.array(rates, dtype=self.flat.dtype)
 
-    def steps(self, order, first: int, last: int, rates) -> int:
-        """Steps first .. last - 1 of the epoch ``order`` through the kernel (its return)."""
+    @property
+    def kernel(self):
+        """The kernel the next steps take."""
+        return _steps.train_steps_parallel if self.parallel else _steps.train_steps
+
+    def steps(self, order, first: int, last: int, rates, parallel: bool | None = None) -> int:
+        """Steps first .. last - 1 of the epoch ``order`` through the kernel (its return); with
+        ``parallel`` given, through that kernel (the same arithmetic, when parts > 1)."""
+        parallel = self.parallel if parallel is None else parallel
+        assert not parallel or self.parts > 1, "the parallel kernel needs two parts or more"
+        kernel = _steps.train_steps_parallel if parallel else _steps.train_steps
         with self.blas.limit(limits=1) if self.blas is not None else contextlib.nullcontext():
-            return self.kernel(
-                self.x, self.y, order, self.batch_size, first, last, self.flat, self.layout, self.alpha,
-                self.rule, rates, self.hyper, self.slot1, self.slot2, self.grads, self.outs, self.deltas,
-                self.xbuf, self.ybuf, self.progress, self.part_grads, self.bias_sums, self.losses, self.hits,
-                self.sparse, *self.csr, self.background, self.scratch, self.c_ptr, self.c_rows, self.c_values,
-            )
+            return kernel(self.data, self.net, self.opt, self.buffers, self.part_buffers, order,
+                          self.batch_size, first, last, rates)
+
+    def _plan(self) -> tuple[bool, int]:
+        """The kernel and the most steps of the next chunk: a kernel's first run (its load) and
+        a run of the kernel not in use are PROBE_STEPS long."""
+        if not self.adaptive:
+            return self.parallel, self.chunk
+        self._chunks += 1
+        other = not self.parallel
+        if self.parallel not in self._loaded:
+            return self.parallel, PROBE_STEPS
+        if other not in self._loaded:
+            return other, PROBE_STEPS
+        if self.parallel not in self.seconds:
+            return self.parallel, self.chunk
+        if other not in self.seconds or self._chunks >= self._probe_at:
+            return other, PROBE_STEPS
+        return self.parallel, self.chunk
+
+    def _timed(self, parallel: bool, count: int, seconds: float) -> None:
+        """After a chunk: a kernel's figure (not its first run's), and the faster kernel next."""
+        if parallel in self._loaded and count > 0:
+            self.seconds[parallel] = seconds / count
+        self._loaded.add(parallel)
+        if len(self.seconds) == 2:
+            before = self.parallel
+            self.parallel = self.seconds[True] < PARALLEL_MARGIN * self.seconds[False]
+            if parallel != before:  # that was a run of the other kernel: when to try it again
+                self._every = PROBE_EVERY[0] if self.parallel != before else min(2 * self._every, PROBE_EVERY[1])
+                self._probe_at = self._chunks + self._every
 
     def run_epoch(self, order, state, tally, on_batch):
         """One epoch in chunks of steps; on_batch calls come after each chunk. Returns None, or
@@ -167,31 +230,45 @@ class FusedSteps:
         self.progress[:] = 0.0
         done = 0
         while done < steps:
-            last = min(steps, done + self.chunk)
-            failed = self.steps(order, done, last, self._learning_rates(state["step"], last - done))
+            parallel, most = self._plan()
+            last = min(steps, done + most)
+            rates = self._learning_rates(state["step"], last - done)
+            started = _clock()
+            failed = self.steps(order, done, last, rates, parallel)
+            elapsed = _clock() - started
             self.sync(tally)
-            reached = int(self.progress[0])
+            reached = int(self.progress[_steps.STEPS_DONE])
+            self._timed(parallel, reached - done, elapsed)
             state["step"] += reached - done
             if on_batch is not None:
                 for step in range(done, reached):
                     on_batch(step + 1, steps)
             if failed >= 0:
-                return failed, float(self.progress[3])
+                return failed, float(self.progress[_steps.LAST_LOSS])
             done = reached
         return None
 
 
-def _numba_threads() -> int:
+def numba_threads() -> int:
     import numba
 
     return numba.get_num_threads()
 
 
+def parallel_possible(batch_size: int) -> bool:
+    """Whether the parallel kernel can run: Numba has two threads or more, and the batch gives
+    each two rows or more."""
+    return numba_threads() >= 2 and batch_size >= 2 * numba_threads()
+
+
+def _recorded_choice() -> bool | None:
+    from . import warmup
+
+    return warmup.thread_choice()
+
+
 def _blas_limiter(batch_size: int):
-    """threadpoolctl's handle on the BLAS libraries, when the parallel kernel can run: Numba
-    has two threads or more, the batch gives each two rows or more, and BLAS is found."""
-    if _numba_threads() < 2 or batch_size < 2 * _numba_threads():
-        return None
+    """threadpoolctl's handle on the BLAS libraries (None if none is found)."""
     from threadpoolctl import ThreadpoolController
 
     blas = ThreadpoolController().select(user_api="blas")
