@@ -181,6 +181,15 @@ def _scope(params: dict, name: str) -> dict:
     return {key[len(prefix) :]: value for key, value in params.items() if key.startswith(prefix)}
 
 
+def _scopes(params: dict) -> dict:
+    """{child name: its params, keys without the name} in one pass over params."""
+    scopes: dict = {}
+    for key, value in params.items():
+        name, _, rest = key.partition(".")
+        scopes.setdefault(name, {})[rest] = value
+    return scopes
+
+
 class Sequential(Layer):
     """Layers applied in order; child i is named by its kind and count (``dense0``, ``dense1``)."""
 
@@ -214,8 +223,9 @@ class Sequential(Layer):
         return shape
 
     def apply(self, params, x, rng=None):
+        scopes = _scopes(params)
         for name, layer in zip(self.names, self.layers):
-            x = layer.apply(_scope(params, name) if layer.has_params else {}, x, rng)
+            x = layer.apply(scopes.get(name, {}), x, rng)
         return x
 
     def to_json(self):
