@@ -13,29 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from tinygrad_digits.cli.main import main
+from test_cli import assert_one_line_error, run
 from tinygrad_digits.modelfile import load_model, save_model
 
 MNIST_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"
 T = ["--data", str(MNIST_DIR), "--train-size", "2000", "--epochs", "1", "--no-plot", "--hidden", "16"]
 CLI = [sys.executable, "-c", "from tinygrad_digits.cli.main import main; main()"]
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def assert_one_line_error(result, code, *words):
-    assert result.exit_code == code, result.output
-    err = result.stderr.strip()
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("Error: ")
-    assert "Traceback" not in result.output
-    for word in words:
-        assert word in err, err
 
 
 def strict_loads(text: str):

@@ -32,16 +32,22 @@ def _key(path) -> str:
     return os.path.normcase(os.path.realpath(path))
 
 
+def _mode(option: str, path: Path) -> int | None:
+    """The st_mode of ``path``, None when it does not exist; ValueError naming ``option`` when it
+    cannot be looked at (a path through a file, a name too long, a symlink loop)."""
+    try:
+        return os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise ValueError(f"{option} {path}: cannot be written ({e.strerror})") from None
+
+
 def check_folder(option: str, path) -> None:
     """ValueError naming ``option`` unless ``path`` is a folder (or can be made one) where files
     can be written."""
     path = Path(path)
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        mode = None
-    except OSError as e:
-        raise ValueError(f"{option} {path}: cannot be used ({e.strerror})") from None
+    mode = _mode(option, path)
     if mode is not None and not stat.S_ISDIR(mode):
         raise ValueError(f"{option} {path}: is not a folder; expected a folder to write results in")
     problem = _folder_problem(path.absolute())
@@ -59,12 +65,7 @@ def check_outputs(paths: dict, inputs: dict | None = None) -> None:
         if path is None:
             continue
         path = Path(path)
-        try:
-            mode = os.stat(path).st_mode
-        except FileNotFoundError:
-            mode = None
-        except OSError as e:
-            raise ValueError(f"{option} {path}: cannot be written ({e.strerror})") from None
+        mode = _mode(option, path)
         if mode is not None and not stat.S_ISREG(mode):
             kind = "a folder" if stat.S_ISDIR(mode) else "a device or a pipe, not a regular file"
             raise ValueError(f"{option} {path}: is {kind}; expected a file to write")
