@@ -38,6 +38,9 @@ def compare(hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedul
     from tinygrad_digits import compare as comparison
 
     spec_args = opt.build_spec_args(hidden, act, alpha)
+    opt.check_train_size(train_size)
+    opt.check_memory(spec_args, batch_size)
+    opt.check_paths({"--plot": plot})
     splits = opt.load_data(data, seed, as_json)
     run = app.TrainRun(
         spec_args=spec_args, init=init, epochs=epochs, batch_size=batch_size, optimizer=optimizer,

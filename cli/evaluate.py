@@ -24,6 +24,7 @@ def evaluate(model, data, plot, misclassified, as_json):
     from tinygrad_digits.modelfile import load_model
 
     path = app.resolve_model(model)
+    opt.check_paths({"--plot": plot, "--misclassified": misclassified}, inputs={"the model": path})
     spec, params, header = load_model(path)
     seed = header.get("training", {}).get("seed", 0)
     splits = opt.load_data(data, seed, as_json)

@@ -2,12 +2,15 @@
 
 Each command lives in a module of its own, which imports only click (and the registry of
 names) at module level; the library, Numba, matplotlib and TensorFlow are imported inside the
-commands, so ``digits --help`` stays fast. Library errors (ValueError, OSError) become one
-``Error:`` line and exit status 1; Click's usage errors exit with 2.
+commands, so ``digits --help`` stays fast. Library errors (ValueError, OSError) and a lack of
+memory become one ``Error:`` line and exit status 1; Click's usage errors exit with 2; an
+interrupt that a command does not handle itself exits with 130, and a reader that closes our
+output early (``digits evaluate | head -1``) ends the command quietly with 141, as SIGPIPE would.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -38,16 +41,41 @@ class DigitsGroup(click.Group):
             e.show()
             sys.exit(e.exit_code)
         except click.Abort:
-            click.echo("Aborted.", err=True)
+            click.echo("Error: interrupted", err=True)
             sys.exit(130)
+        except _ClosedPipe:
+            _silence_stdout()
+            sys.exit(141)
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            raise _ClosedPipe() from None  # not an OSError: Click would exit 1
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+        except MemoryError:
+            raise click.ClickException(
+                f"not enough memory to finish 'digits {ctx.invoked_subcommand}': free some memory, or ask "
+                "for less (a smaller --hidden, --batch-size or --train-size)"
+            ) from None
         except (ValueError, OSError) as e:
             message = str(e).strip().splitlines()
             raise click.ClickException(message[0] if message else type(e).__name__) from None
+
+
+class _ClosedPipe(Exception):
+    """The reader of stdout went away (``| head``)."""
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not fail once more."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (a test runner's stdout)
+        pass
 
 
 @click.group(cls=DigitsGroup, context_settings={"help_option_names": ["-h", "--help"]})

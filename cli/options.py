@@ -4,6 +4,7 @@ module level: the choices come from ``tinygrad_digits.registry``, which imports 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -11,6 +12,49 @@ import click
 from tinygrad_digits import registry
 
 from .output import download_progress
+
+MAX_SEED = 2**32 - 1  # numpy's seeds, as a model file's header records them
+TRAIN_IMAGES, VALIDATION_IMAGES = 60_000, 12_000  # MNIST's training set and our validation share
+
+
+class FiniteFloat(click.FloatRange):
+    """A FloatRange that also refuses nan and infinity (a range check lets nan through)."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"expected a finite number, got {value!r}", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+def check_train_size(train_size: int | None, all_data: bool = False) -> None:
+    """Usage error naming --train-size when it asks for more images than training has."""
+    available = TRAIN_IMAGES if all_data else TRAIN_IMAGES - VALIDATION_IMAGES
+    if train_size is not None and train_size > available:
+        where = "all training images (--all-data)" if all_data else "training images (60,000 with --all-data)"
+        raise click.BadParameter(f"{train_size} is more than the {available:,} {where}", param_hint="--train-size")
+
+
+def check_memory(spec_args: dict, batch_size: int) -> None:
+    """app.check_memory before any data loads (the input scaling does not change the sizes)."""
+    from tinygrad_digits import app
+    from tinygrad_digits.model import ModelSpec
+
+    app.check_memory(ModelSpec(**spec_args), batch_size)
+
+
+def check_paths(outputs: dict, inputs: dict | None = None) -> None:
+    """Usage error naming the option unless every output path (option -> path or None) can be
+    written as a regular file, no two share a file, and none is one of the ``inputs``."""
+    from tinygrad_digits import outputs as out_mod
+
+    try:
+        out_mod.check_outputs(outputs, inputs or {})
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+
 
 def parse_hidden(values) -> tuple[int, ...]:
     """'--hidden 128 --hidden 64', '--hidden 128,64' or '--hidden 128x64' -> (128, 64)."""
@@ -65,7 +109,7 @@ def _stack(*decorators):
     return apply
 
 
-alpha_option = click.option("--alpha", type=click.FloatRange(min=0), default=0.1, show_default=True,
+alpha_option = click.option("--alpha", type=FiniteFloat(min=0), default=0.1, show_default=True,
                             help="Negative slope of leaky_relu.")
 init_option = click.option("--init", type=click.Choice(registry.INITS), default="auto", show_default=True,
                            help="Weight init: auto (He for the relu family, Glorot otherwise), he, glorot, "
@@ -90,24 +134,24 @@ optimizer_options = _stack(
     click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Mini-batch size."),
     click.option("--optimizer", type=click.Choice(registry.OPTIMIZERS), default="adam", show_default=True,
                  help="Update rule."),
-    click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+    click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=None,
                  help="Learning rate (default: adam 0.003, momentum 0.05, sgd 0.1)."),
     click.option("--schedule", type=click.Choice(registry.SCHEDULES), default="cosine", show_default=True,
                  help="Learning-rate schedule over the whole run."),
-    click.option("--weight-decay", type=click.FloatRange(min=0), default=3e-4, show_default=True,
+    click.option("--weight-decay", type=FiniteFloat(min=0), default=3e-4, show_default=True,
                  help="L2 weight decay on the weights."),
 )
 
 training_options = _stack(
     epochs_option,
     optimizer_options,
-    click.option("--seed", type=int, default=0, show_default=True,
+    click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
                  help="Seed of the init, the batch order and the train/validation split."),
     train_size_option,
 )
 
 regularization_options = _stack(
-    click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0,
+    click.option("--dropout", type=FiniteFloat(min=0, max=1, max_open=True), default=0.0,
                  show_default=True,
                  help="Fraction of hidden units dropped at each training step (Keras's rate); 0 is off."),
     click.option("--augment", type=click.Choice(registry.AUGMENTATIONS), default="none", show_default=True,
@@ -119,7 +163,16 @@ regularization_options = _stack(
 def build_train_run(ctx: click.Context, preset: str | None):
     """The TrainRun of the train command's options (architecture, training, regularization,
     --all-data). With a preset, the preset's fields, replaced by each option given on the
-    command line (an option left at its default keeps the preset's value)."""
+    command line (an option left at its default keeps the preset's value). A --train-size
+    larger than the training set, or an architecture too big for the memory available, is
+    refused here, before any data loads."""
+    run = _train_run(ctx, preset)
+    check_train_size(run.train_size, run.all_data)
+    check_memory(run.spec_args, run.batch_size)
+    return run
+
+
+def _train_run(ctx: click.Context, preset: str | None):
     from click.core import ParameterSource
 
     from tinygrad_digits import app
@@ -151,7 +204,7 @@ _RUN_FIELDS = {  # option name -> TrainRun field
 }
 
 data_option = click.option(
-    "--data", type=click.Path(file_okay=False, path_type=Path), default=None,
+    "--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
     help="Directory with the four MNIST .gz files (default: $DIGITS_DATA, the checkout's data/mnist, "
          "the per-user cache, else download).",
 )

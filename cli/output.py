@@ -19,8 +19,11 @@ def echo(message: str, as_json: bool) -> None:
 
 
 def emit_json(obj: dict) -> None:
-    """The command's one JSON object on stdout (NumPy scalars as floats)."""
-    click.echo(json.dumps(obj, indent=2, default=float))
+    """The command's one JSON object on stdout: strict JSON (RFC 8259), NumPy values as plain
+    numbers and lists, NaN and infinity as null."""
+    from tinygrad_digits.schema import strict
+
+    click.echo(json.dumps(strict(obj), indent=2, allow_nan=False))
 
 
 def download_progress() -> Callable[[str, int, int | None], None]:

@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import warnings
 from pathlib import Path
 
 import click
 
-from .options import announce_compile
+from .options import announce_compile, check_paths
 from .output import echo, emit_json
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """File descriptor 2 points at /dev/null inside (C libraries write there directly, past
+    sys.stderr); Python's own errors are exceptions, reported after."""
+    try:
+        sys.stderr.flush()
+        fd = sys.stderr.fileno()
+        saved = os.dup(fd)
+    except (AttributeError, OSError, ValueError):  # no real descriptor (a test runner's stderr)
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
 
 
 @click.command()
@@ -23,8 +48,15 @@ def predict(images, model, as_json, show_input):
     from tinygrad_digits import recognize
 
     recognizer = recognize.Recognizer.load(model)
+    inputs = {"the model": recognizer.path, **{f"the image {path}": path for path in images}}
+    check_paths({"--show-input": show_input}, inputs=inputs)
     announce_compile(as_json)
-    predictions = recognizer.predict_files(images)  # a bad file stops us before any output
+    with warnings.catch_warnings(), _quiet_native_stderr():
+        # Pillow warns about a damaged file (corrupt EXIF in a truncated TIFF, ...), and libtiff
+        # prints its complaints, before the read fails: the one Error line naming the file says
+        # all there is to say
+        warnings.simplefilter("ignore", UserWarning)
+        predictions = recognizer.predict_files(images)  # a bad file stops us before any output
     if show_input:
         show_input.parent.mkdir(parents=True, exist_ok=True)
         recognize.input_sheet(predictions).save(show_input)

@@ -69,11 +69,26 @@ def parse_seeds(text: str) -> list[int]:
             raise click.BadParameter(
                 f"expected integers like 0,1,2, got {part!r}", param_hint="--seeds"
             ) from None
+        if not 0 <= seed <= opt.MAX_SEED:
+            raise click.BadParameter(
+                f"seeds must be integers in [0, {opt.MAX_SEED}], got {seed}", param_hint="--seeds"
+            )
         if seed not in seeds:
             seeds.append(seed)
     if not seeds:
         raise click.BadParameter("give at least one seed", param_hint="--seeds")
     return seeds
+
+
+def _check_outputs(out: Path, plot: Path | None) -> None:
+    """Usage errors for a results folder or a plot that cannot be written, before anything runs."""
+    from tinygrad_digits import outputs
+
+    try:
+        outputs.check_folder("--out", out)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    opt.check_paths({"--plot": plot})
 
 
 @click.command()
@@ -183,8 +198,12 @@ def sweep(
         train_size=train_size,
         augment=augment,
     )
+    opt.check_train_size(train_size)
+    for sizes in configs:  # the largest decides, but every one is cheap to check
+        opt.check_memory({"hidden": sizes, "activations": (acts[0],) * len(sizes)}, batch_size)
     runs = sw.grid(configs, acts, seed_list, base)
     out = out or sw.default_dir()
+    _check_outputs(out, None if no_plot else plot or Path(out) / "sweep.png")
     data_dir = data_mod.ensure_data(data, progress=download_progress())
     opt.announce_compile(as_json)
     count = {"done": 0, "cached": 0}

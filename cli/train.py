@@ -37,19 +37,20 @@ def train(hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedule,
     from tinygrad_digits import app
 
     run = opt.build_train_run(click.get_current_context(), preset)
+    out = out or app.default_model_path(run)
+    plot = None if no_plot else (plot or _default_plot(out))
+    opt.check_paths({"--out": out, "--plot": plot})
     splits = opt.load_data(data, run.seed, as_json)
     opt.announce_compile(as_json)
-    out = out or app.default_model_path(run)
     progress = EpochProgress(as_json, run.epochs)
     outcome = app.train_and_save(run, splits, out, on_batch=progress.batch, on_epoch=progress.epoch, consume=True)
     progress.close()
     result = outcome["result"]
     if outcome["saved"]:
-        if not no_plot and result.history:
+        if plot is not None and result.history:
             from tinygrad_digits.plots import plot_history
 
-            plot = plot_history({"ours": result.history}, plot or out.with_suffix(".png"),
-                                title=f"{outcome['spec'].describe()} on MNIST")
+            plot = plot_history({"ours": result.history}, plot, title=f"{outcome['spec'].describe()} on MNIST")
             outcome["plot"] = str(plot)
     if result.stopped and result.stopped.startswith("diverged"):
         kept = f"; last good model: {out}" if outcome["saved"] else "; no model was written"
@@ -57,8 +58,20 @@ def train(hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedule,
     metrics = outcome["metrics"]
     echo(f"test accuracy {100 * metrics['accuracy']:.2f}%  test loss {metrics['loss']:.4f}", as_json)
     echo(f"model saved to {out}" + (f"; curves in {outcome['plot']}" if "plot" in outcome else ""), as_json)
+    if outcome["replaced"]:
+        click.echo(f"warning: another run also wrote {out} while this one trained; the file may hold "
+                   "that run's model, not this one's", err=True)
     if as_json:
-        emit_json(app.train_report(outcome, out))
+        emit_json({**app.train_report(outcome, out), "replaced": outcome["replaced"]})
     if result.stopped:
         echo(f"stopped early: {result.stopped}", True)
         sys.exit(130)
+
+
+def _default_plot(out: Path) -> Path:
+    """The curves beside the model, named like it with .png; refused when that is the model."""
+    if out.with_suffix(".png") == out:
+        raise click.BadParameter(
+            f"{out}: the learning curves go beside the model with the suffix .png, which would overwrite "
+            "it; name the model .npz, or pass --plot FILE or --no-plot", param_hint="--out")
+    return out.with_suffix(".png")

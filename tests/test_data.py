@@ -252,8 +252,10 @@ def test_find_data_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     touch_dataset(from_env)
     assert data.find_data() == from_env
 
-    assert data.find_data(explicit) is None  # an explicit directory is the only one that counts
-    touch_dataset(explicit, list(FILES.values())[1:])
+    with pytest.raises(data.DataError, match=f"{explicit} does not exist"):  # never created
+        data.find_data(explicit)
+    assert not explicit.exists()
+    touch_dataset(explicit, list(FILES.values())[1:])  # an explicit directory is the only one that counts
     assert data.find_data(str(explicit)) is None
     touch_dataset(explicit)
     assert data.find_data(explicit) == explicit

@@ -271,3 +271,51 @@ def test_evaluate_misclassified_draws_the_grid(swept, tmp_path):
     confidences = [m["confidence"] for m in mistakes]
     assert confidences == sorted(confidences, reverse=True)
     assert all(m["label"] != m["predicted"] and not math.isnan(m["confidence"]) for m in mistakes)
+
+
+# ---------------------------------------------------------------- resuming from the command line
+
+
+def _ranking(result) -> list[dict]:
+    """The ranking of a sweep's --json output (a strict parse), without its timings."""
+
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    rows = json.loads(result.stdout, parse_constant=refuse)["ranking"]
+    return [{k: v for k, v in row.items() if k != "seconds_per_epoch"} for row in rows]
+
+
+def test_resuming_past_a_line_holding_only_an_existing_key(tmp_path):
+    args = ["sweep", *TINY, "--hidden", "8", "--out", tmp_path, "--no-plot", "--json"]
+    first = run(*args)
+    assert first.exit_code == 0, first.output
+    (key,) = sw.load_records(tmp_path)
+    with open(tmp_path / sw.RESULTS, "a") as f:
+        f.write(json.dumps({"key": key}) + "\n")  # a hand edit, or a write cut short
+    again = CliRunner().invoke(main, [str(a) for a in args])
+    assert again.exit_code == 0 and again.exception is None, again.output
+    assert "Traceback" not in again.output and "1 runs were already" in again.stderr
+    assert _ranking(again) == _ranking(first)
+
+
+def test_an_interrupted_then_resumed_sweep_reaches_the_same_table(tmp_path, monkeypatch):
+    args = ["sweep", *TINY, "--hidden", "8", "--act", "relu,tanh", "--seeds", "0,1", "--no-plot", "--json"]
+    straight = run(*args, "--out", tmp_path / "straight")
+    assert straight.exit_code == 0, straight.output
+
+    real, calls = sw.run_one, []
+
+    def interrupted_on_second(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(sw, "run_one", interrupted_on_second)
+    cut = run(*args, "--out", tmp_path / "resumed")
+    assert cut.exit_code == 130 and "interrupted: 1 of 4 runs finished" in cut.stderr
+    monkeypatch.setattr(sw, "run_one", real)
+    resumed = run(*args, "--out", tmp_path / "resumed")
+    assert resumed.exit_code == 0 and "1 runs were already" in resumed.stderr
+    assert _ranking(resumed) == _ranking(straight)  # the table's rows, but for the timings

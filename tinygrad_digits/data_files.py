@@ -14,6 +14,7 @@ import http.client
 import io
 import os
 import secrets
+import stat
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -58,19 +59,50 @@ def _complete(directory: Path) -> bool:
     return all((directory / name).is_file() for name in FILES.values())
 
 
+def _check_entries(directory: Path) -> None:
+    """DataError naming the first of ``FILES`` in ``directory`` that is there but is no regular
+    file (a folder, a FIFO, a device, a symlink loop): reading it would fail or block, and a
+    download could not put the file in its place."""
+    for name in FILES.values():
+        path = directory / name
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as error:  # a symlink loop, a path through a file, no permission
+            raise DataError(f"cannot read {path}: {error.strerror or error}; expected the gzip IDX file") from None
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO, socket or device"
+            raise DataError(f"{path}: is {kind}; expected the gzip IDX file {name}")
+
+
+def _given_directory(data_dir: str | os.PathLike[str], source: str = "") -> Path:
+    """An explicitly named data directory, which must exist (it is never created)."""
+    directory = Path(data_dir).expanduser()
+    if not directory.is_dir():
+        problem = "is not a folder" if directory.exists() else "does not exist"
+        named = f"{source} ({directory})" if source else str(directory)
+        raise DataError(f"{named} {problem}; expected a folder with the four MNIST files")
+    _check_entries(directory)
+    return directory
+
+
 def find_data(data_dir: str | os.PathLike[str] | None = None) -> Path | None:
     """The first directory holding all four ``FILES``, or None.
 
     Looks in order at ``data_dir``; ``$DIGITS_DATA``; ``checkout_root()/"data"/"mnist"``;
     ``cache_dir()/"mnist"``. When ``data_dir`` is given, only that directory counts. Only the
     presence of the files is checked here; ``read_idx`` verifies their contents.
+
+    Raises DataError when ``data_dir`` or ``$DIGITS_DATA`` names no folder, or holds something
+    other than a regular file under one of the files' names.
     """
     if data_dir is not None:
-        directory = Path(data_dir).expanduser()
+        directory = _given_directory(data_dir)
         return directory if _complete(directory) else None
     candidates = []
     if os.environ.get(DATA_ENV):
-        candidates.append(Path(os.environ[DATA_ENV]).expanduser())
+        candidates.append(_given_directory(os.environ[DATA_ENV], f"${DATA_ENV}"))
     candidates.append(paths.checkout_root() / "data" / "mnist")
     candidates.append(paths.cache_dir() / "mnist")
     return next((directory for directory in candidates if _complete(directory)), None)
@@ -199,8 +231,9 @@ def ensure_data(
 ) -> Path:
     """A directory holding all four ``FILES``: ``find_data(data_dir)``, else a download.
 
-    Downloads into ``data_dir`` when it was given, otherwise into ``cache_dir()/"mnist"``.
-    Raises ``DataError`` as ``download`` does.
+    Downloads into ``data_dir`` when it was given (it must exist: a mistyped name is not
+    created), otherwise into ``cache_dir()/"mnist"``. Raises ``DataError`` as ``find_data`` and
+    ``download`` do.
     """
     found = find_data(data_dir)
     if found is not None:

@@ -2,7 +2,8 @@
 
 ``check_outputs({"--out": path, "--plot": path})`` raises ValueError naming the option for a
 path that is not a regular file (a device, a FIFO, a directory), whose folder cannot be made or
-written, whose name is too long, or that two options share. ``Ownership`` tells whether a file
+written, whose name is too long, that two options share, or that names a file the run reads
+(``inputs``). ``check_folder`` does the same for an output folder. ``Ownership`` tells whether a file
 this process wrote was replaced since by another writer.
 """
 
@@ -27,20 +28,44 @@ def _folder_problem(folder: Path) -> str | None:
     return None
 
 
-def check_outputs(paths: dict) -> None:
+def _key(path) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
+def _mode(option: str, path: Path) -> int | None:
+    """The st_mode of ``path``, None when it does not exist; ValueError naming ``option`` when it
+    cannot be looked at (a path through a file, a name too long, a symlink loop)."""
+    try:
+        return os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise ValueError(f"{option} {path}: cannot be written ({e.strerror})") from None
+
+
+def check_folder(option: str, path) -> None:
+    """ValueError naming ``option`` unless ``path`` is a folder (or can be made one) where files
+    can be written."""
+    path = Path(path)
+    mode = _mode(option, path)
+    if mode is not None and not stat.S_ISDIR(mode):
+        raise ValueError(f"{option} {path}: is not a folder; expected a folder to write results in")
+    problem = _folder_problem(path.absolute())
+    if problem is not None:
+        raise ValueError(f"{option} {path}: {problem}")
+
+
+def check_outputs(paths: dict, inputs: dict | None = None) -> None:
     """ValueError unless every given path (option name -> path or None) can be written as a
-    regular file, and no two name the same file."""
+    regular file, no two name the same file, and none names one of ``inputs`` (a name for the
+    message -> path: the files the run reads)."""
+    read = {_key(path): name for name, path in (inputs or {}).items() if path is not None}
     seen: dict = {}
     for option, path in paths.items():
         if path is None:
             continue
         path = Path(path)
-        try:
-            mode = os.stat(path).st_mode
-        except FileNotFoundError:
-            mode = None
-        except OSError as e:
-            raise ValueError(f"{option} {path}: cannot be written ({e.strerror})") from None
+        mode = _mode(option, path)
         if mode is not None and not stat.S_ISREG(mode):
             kind = "a folder" if stat.S_ISDIR(mode) else "a device or a pipe, not a regular file"
             raise ValueError(f"{option} {path}: is {kind}; expected a file to write")
@@ -50,7 +75,9 @@ def check_outputs(paths: dict) -> None:
         limit = _name_max(path.parent.absolute())
         if len(os.fsencode(path.name)) + 16 > limit:  # room for the temporary name beside it
             raise ValueError(f"{option} {path}: the file name is longer than this file system allows")
-        key = os.path.normcase(os.path.realpath(path))
+        key = _key(path)
+        if key in read:
+            raise ValueError(f"{option} {path}: is {read[key]}, which it would overwrite")
         if key in seen:
             raise ValueError(f"{option} and {seen[key]} name the same file, {path}")
         seen[key] = option

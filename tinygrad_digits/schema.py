@@ -77,11 +77,17 @@ def check_header(header) -> None:
 
 
 def strict(value):
-    """The value with every non-finite float replaced by None (JSON has no NaN or infinity)."""
+    """The value with every non-finite float replaced by None (JSON has no NaN or infinity), and
+    NumPy scalars and arrays turned into Python numbers and lists (``json`` takes neither)."""
+    if isinstance(value, (str, bytes, bool, int)) or value is None:
+        return value
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return float(value) if math.isfinite(value) else None
     if isinstance(value, dict):
         return {key: strict(v) for key, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [strict(v) for v in value]
+    tolist = getattr(value, "tolist", None)  # a NumPy scalar or array, without importing NumPy
+    if callable(tolist):
+        return strict(tolist())
     return value
