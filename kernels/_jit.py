@@ -7,6 +7,7 @@ exception, and without that check LLVM can vectorize the loops (Adam: 9x faster)
 
 import functools
 import hashlib
+import sys
 import types
 from pathlib import Path
 
@@ -97,5 +98,24 @@ if _OURS:
 
         def load_overload(self, sig, target_context):
             rtsys.initialize(target_context)
-            with self._guard_against_spurious_io_errors():
-                return self._load_overload(sig, target_context)
+            try:
+                with self._guard_against_spurious_io_errors():
+                    return self._load_overload(sig, target_context)
+            except Exception as e:  # a damaged entry (cut short, overwritten): compile again
+                self._drop(e)
+                return None
+
+        def save_overload(self, sig, data):
+            try:
+                super().save_overload(sig, data)
+            except Exception as e:  # saving reads the index first: a damaged one is replaced
+                self._drop(e)
+                super().save_overload(sig, data)
+
+        def _drop(self, error: Exception) -> None:
+            """Remove this kernel's damaged index, saying so in one line."""
+            index = Path(self._cache_file._index_path)
+            if index.exists():
+                sys.stderr.write(f"kernel cache: {index} could not be read ({type(error).__name__}); "
+                                 "it is rebuilt\n")
+                index.unlink(missing_ok=True)
