@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tinygrad_digits.bench import BenchPlan
+from tinygrad_digits.apps.bench import BenchPlan
 
 
 def plot_report(report: dict, path: str | Path) -> Path:

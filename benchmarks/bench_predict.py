@@ -69,8 +69,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from tinygrad_digits import model as M
-    from tinygrad_digits.preprocess import preprocess
-    from tinygrad_digits.recognize import Recognizer, drawing_ink
+    from tinygrad_digits.apps.preprocess import preprocess
+    from tinygrad_digits.apps.recognize import Recognizer, drawing_ink
 
     try:
         recognizer = Recognizer.load(args.model)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from tinygrad_digits.bench import HEADLINE
+from tinygrad_digits.apps.bench import HEADLINE
 
 # Median seconds per epoch for 784-128-10, batch 128, Adam, measured on the project's earlier
 # machine type, a 2-core AMD EPYC with AVX2, on 2026-11-27 (one run, not this one); "floor" is

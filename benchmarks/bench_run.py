@@ -31,7 +31,7 @@ from bench_report import check_targets
 from bench_startup import startup
 from gemm_floor import epoch_flops
 
-from tinygrad_digits.bench import BenchError, BenchPlan
+from tinygrad_digits.apps.bench import BenchError, BenchPlan
 
 OPENBLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 PAUSE_SECONDS = 0.25  # > OpenBLAS's default thread timeout (2^28 cycles, ~0.1 s): its pool sleeps

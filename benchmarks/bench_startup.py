@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinygrad_digits.bench import BenchError
+from tinygrad_digits.apps.bench import BenchError
 
 PROBE = Path(__file__).resolve().parent / "startup_probe.py"
 

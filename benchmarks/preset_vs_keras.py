@@ -1,6 +1,6 @@
 """One epoch of ``digits train --preset best``'s recipe, ours against the same recipe in Keras.
 
-Ours: tinygrad_digits.app.train_and_save on the preset (800x800 ReLU, dropout 0.1, elastic +
+Ours: tinygrad_digits.apps.training.train_and_save on the preset (800x800 ReLU, dropout 0.1, elastic +
 affine augmentation, Adam, batches of 256, all 60,000 images), ``--epochs`` epochs; its epochs'
 ``seconds`` (no validation set: the training steps alone). Keras, in a process of its own (it and
 Numba both load LLVM): the same layers, Dropout(0.1), Adam and batch size, fed our augmented
@@ -59,7 +59,8 @@ def main() -> None:
     if args.keras:
         print(json.dumps(keras_epochs(args.keras, args.epochs)))
         return
-    from tinygrad_digits import app, warmup
+    from tinygrad_digits import warmup
+    from tinygrad_digits.apps import training as app
     from tinygrad_digits.augment import BatchAugmenter, augmentation
     from tinygrad_digits.data import load_splits
 

@@ -34,7 +34,7 @@ from .output import echo, emit_json
               help="Save seconds per epoch against hidden and batch size (or per trainer) as a PNG.")
 def bench(hidden, batch_sizes, epochs, keras, general, startup, train_size, data, as_json, plot):
     """Seconds per epoch of our trainer, the NumPy reference and Keras, against the GEMM floor."""
-    from tinygrad_digits import bench as B
+    from tinygrad_digits.apps import bench as B
 
     plan = B.BenchPlan(
         hidden=tuple(opt.parse_hidden([h]) for h in hidden), batch_sizes=tuple(batch_sizes), epochs=epochs,

@@ -1,7 +1,7 @@
 """``digits compare``: our MLP against its Keras twin on the same data, side by side.
 
 Only click is imported at module level; TensorFlow is never imported in this process (the
-twin trains in a worker process, see ``tinygrad_digits.keras_twin``).
+twin trains in a worker process, see ``tinygrad_digits.apps.keras_twin``).
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ from .output import EpochProgress, emit_json
 def compare(hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedule, weight_decay, seed,
             train_size, data, same_init, plot, as_json):
     """Train the MLP and its Keras twin on the same data; compare accuracy, speed and size."""
-    from tinygrad_digits import keras_twin
+    from tinygrad_digits.apps import keras_twin
 
     if not keras_twin.tensorflow_available():
         hint = keras_twin.INSTALL_HINT
         click.echo(f"Error: digits compare needs TensorFlow, which is not installed: {hint}", err=True)
         sys.exit(2)
-    from tinygrad_digits import app
-    from tinygrad_digits import compare as comparison
+    from tinygrad_digits.apps import training as app
+    from tinygrad_digits.apps import compare as comparison
 
     spec_args = opt.build_spec_args(hidden, act, alpha)
     opt.check_train_size(train_size)
@@ -67,7 +67,7 @@ def compare(hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedul
         ours_progress.close()
     report["plot"] = None
     if plot is not None:
-        from tinygrad_digits.plots import plot_history
+        from tinygrad_digits.apps.plots import plot_history
 
         plot_history({"ours": report["ours"]["history"], "keras": report["keras"]["history"]}, plot,
                      title=f"{report['architecture']}: ours vs Keras ({report['mode']})")

@@ -47,7 +47,7 @@ class DisplayError(click.ClickException):
               help="Train the offered default model on the first N images only (for tests).")
 def draw(model, state_file, train_size):
     """Draw a digit and watch the network read it live (Esc clears, 0-9 saves it labelled)."""
-    from tinygrad_digits import app, recognize
+    from tinygrad_digits.apps import training as app, recognize
 
     recognizer = recognize.Recognizer.load(model) if model is not None else None  # a bad file: exit 1
     tk, root = open_tk()
@@ -96,7 +96,7 @@ class DrawWindow:
     ``recognize``."""
 
     def __init__(self, tk, root, recognizer, state_file=None, train_run=None):
-        from tinygrad_digits import drawing, recognize
+        from tinygrad_digits.apps import drawing, recognize
 
         self.tk, self.root, self.recognize, self.drawing = tk, root, recognize, drawing
         self.recognizer = recognizer

@@ -20,7 +20,8 @@ from .output import emit_json
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object on stdout.")
 def evaluate(model, data, plot, misclassified, as_json):
     """Test accuracy, loss, per-digit accuracy and confusion matrix of a model (default: the latest)."""
-    from tinygrad_digits import app, metrics
+    from tinygrad_digits import metrics
+    from tinygrad_digits.apps import training as app
     from tinygrad_digits.modelfile import load_model
 
     path = app.resolve_model(model)
@@ -30,12 +31,12 @@ def evaluate(model, data, plot, misclassified, as_json):
     splits = opt.load_data(data, seed, as_json)
     result = metrics.evaluate(spec, params, splits.x_test, splits.y_test)
     if plot:
-        from tinygrad_digits.plots import plot_confusion
+        from tinygrad_digits.apps.plots import plot_confusion
 
         plot_confusion(result["confusion"], plot, title=f"{spec.describe()}: confusion on the test set")
     if misclassified:
         from tinygrad_digits.model import predict_proba
-        from tinygrad_digits.plots import plot_misclassified
+        from tinygrad_digits.apps.plots import plot_misclassified
 
         mistakes = metrics.most_confident_mistakes(splits.y_test, predict_proba(spec, params, splits.x_test))
         plot_misclassified(splits.x_test, mistakes, misclassified,

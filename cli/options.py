@@ -39,7 +39,7 @@ def check_train_size(train_size: int | None, all_data: bool = False) -> None:
 
 def check_memory(spec_args: dict, batch_size: int) -> None:
     """app.check_memory before any data loads (the input scaling does not change the sizes)."""
-    from tinygrad_digits import app
+    from tinygrad_digits.apps import training as app
     from tinygrad_digits.model import ModelSpec
 
     app.check_memory(ModelSpec(**spec_args), batch_size)
@@ -175,7 +175,7 @@ def build_train_run(ctx: click.Context, preset: str | None):
 def _train_run(ctx: click.Context, preset: str | None):
     from click.core import ParameterSource
 
-    from tinygrad_digits import app
+    from tinygrad_digits.apps import training as app
 
     p = ctx.params
     if preset is None:

@@ -45,7 +45,7 @@ def _quiet_native_stderr():
               help="Save a PNG sheet of the 28x28 inputs the network saw, captioned with its answers.")
 def predict(images, model, as_json, show_input):
     """Read the digit in each IMAGE (any format Pillow reads, dark-on-light or light-on-dark)."""
-    from tinygrad_digits import recognize
+    from tinygrad_digits.apps import recognize
 
     recognizer = recognize.Recognizer.load(model)
     inputs = {"the model": recognizer.path, **{f"the image {path}": path for path in images}}

@@ -179,9 +179,9 @@ def sweep(
     Each run trains exactly as 'digits train' with the same options. Results are saved as
     runs finish, so an interrupted sweep keeps them and the next one skips them.
     """
-    from tinygrad_digits import app
+    from tinygrad_digits.apps import training as app
     from tinygrad_digits import data as data_mod
-    from tinygrad_digits import sweep as sw
+    from tinygrad_digits.apps import sweep as sw
 
     configs = parse_configurations(hidden)
     acts = parse_names(act, registry.ACTIVATIONS, "--act")

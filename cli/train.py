@@ -34,7 +34,7 @@ from .output import EpochProgress, echo, emit_json
 def train(hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedule, weight_decay, seed,
           train_size, dropout, augment, all_data, preset, data, out, plot, no_plot, as_json):
     """Train an MLP on MNIST and save it (e.g. digits train --hidden 128 --act relu)."""
-    from tinygrad_digits import app
+    from tinygrad_digits.apps import training as app
 
     run = opt.build_train_run(click.get_current_context(), preset)
     out = out or app.default_model_path(run)
@@ -48,7 +48,7 @@ def train(hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedule,
     result = outcome["result"]
     if outcome["saved"]:
         if plot is not None and result.history:
-            from tinygrad_digits.plots import plot_history
+            from tinygrad_digits.apps.plots import plot_history
 
             plot = plot_history({"ours": result.history}, plot, title=f"{outcome['spec'].describe()} on MNIST")
             outcome["plot"] = str(plot)

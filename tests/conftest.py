@@ -47,7 +47,7 @@ def mnist_splits():
 @pytest.fixture(scope="session")
 def model_path(tmp_path_factory, mnist_splits):
     """A small trained model (10k images, 3 epochs, 784-128relu-10), trained once per session."""
-    from tinygrad_digits import app
+    from tinygrad_digits.apps import training as app
 
     path = tmp_path_factory.getbasetemp() / "recognize-model.npz"
     app.train_and_save(app.TrainRun(epochs=3, train_size=10_000), mnist_splits, path)

@@ -1,4 +1,4 @@
-"""Tests for ``digits bench`` (tinygrad_digits.bench, cli/bench.py) and benchmarks/ (the run, the
+"""Tests for ``digits bench`` (tinygrad_digits.apps.bench, cli/bench.py) and benchmarks/ (the run, the
 report, the plot and the workers).
 
 Nothing here asserts on a clock: the tests check the plan, the arithmetic of the report (flops,
@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from tinygrad_digits.cli.main import main
 
-from tinygrad_digits import bench as B
+from tinygrad_digits.apps import bench as B
 
 sys.path.insert(0, str(B.benchmarks_dir()))
 

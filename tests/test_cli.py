@@ -182,7 +182,7 @@ def test_diverging_run_exits_nonzero_and_keeps_no_bad_model(tmp_path):
 
 
 def test_interrupted_run_saves_what_it_trained(tmp_path, mnist_splits):
-    from tinygrad_digits import app
+    from tinygrad_digits.apps import training as app
 
     calls = []
 

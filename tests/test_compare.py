@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tinygrad_digits import app, keras_twin
-from tinygrad_digits import compare as C
+from tinygrad_digits.apps import training as app, keras_twin
+from tinygrad_digits.apps import compare as C
 from tinygrad_digits.cli.main import main
 
 MNIST_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"

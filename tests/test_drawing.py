@@ -9,7 +9,7 @@ import pytest
 
 from strokes import DIGITS, stroke
 
-from tinygrad_digits.drawing import STEP, Sketch, save_drawing
+from tinygrad_digits.apps.drawing import STEP, Sketch, save_drawing
 
 
 # ---- the drawing ---------------------------------------------------------------------------

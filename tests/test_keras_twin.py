@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from tinygrad_digits import keras_twin as K
+from tinygrad_digits.apps import keras_twin as K
 from tinygrad_digits import model as M
 from tinygrad_digits import optimizers as O
 from tinygrad_digits import train as T

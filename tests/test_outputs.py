@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from tinygrad_digits import app
+from tinygrad_digits.apps import training as app
 from tinygrad_digits.outputs import Ownership, check_outputs
 
 

@@ -118,7 +118,7 @@ def test_a_bad_image_is_one_line_naming_it(images, model_path, tmp_path, case):
 
 
 def test_an_image_over_the_pixel_limit_is_refused_naming_it(images, model_path, monkeypatch):
-    from tinygrad_digits import preprocess
+    from tinygrad_digits.apps import preprocess
 
     files, _ = images
     monkeypatch.setattr(preprocess, "MAX_PIXELS", 20_000)  # the 300x200 pages are now "bombs"

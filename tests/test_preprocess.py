@@ -1,4 +1,4 @@
-"""Tests for tinygrad_digits.preprocess: MNIST's recipe, invariance to how a digit reaches us, errors.
+"""Tests for tinygrad_digits.apps.preprocess: MNIST's recipe, invariance to how a digit reaches us, errors.
 
 Real MNIST test digits are redrawn large, shifted, inverted and saved in many image modes; each
 must come back as (nearly) the same network input as the untouched digit.
@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from PIL import Image
 from scipy import ndimage
 
-from tinygrad_digits import preprocess as pp
-from tinygrad_digits.preprocess import (
+from tinygrad_digits.apps import preprocess as pp
+from tinygrad_digits.apps.preprocess import (
     ImageError,
     contact_sheet,
     load_image,

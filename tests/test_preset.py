@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tinygrad_digits import app, registry
+from tinygrad_digits import registry
+
+from tinygrad_digits.apps import training as app
 from tinygrad_digits.cli import options
 from tinygrad_digits.cli.main import main
 from tinygrad_digits.modelfile import load_model

@@ -11,11 +11,13 @@ from PIL import Image
 
 from strokes import DIGITS, stroke
 
-from tinygrad_digits import app, paths, recognize
+from tinygrad_digits import paths
+
+from tinygrad_digits.apps import training as app, recognize
 from tinygrad_digits.modelfile import ModelFileError
-from tinygrad_digits.preprocess import ImageError, to_ink
-from tinygrad_digits.drawing import Sketch, save_drawing
-from tinygrad_digits.recognize import Prediction, Recognizer
+from tinygrad_digits.apps.preprocess import ImageError, to_ink
+from tinygrad_digits.apps.drawing import Sketch, save_drawing
+from tinygrad_digits.apps.recognize import Prediction, Recognizer
 
 N_REDRAWN = 600  # MNIST test digits redrawn large, off-centre, dark on light
 

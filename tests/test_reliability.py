@@ -117,7 +117,7 @@ def test_evaluate_predict_and_sweep_refuse_unwritable_outputs(tmp_path, no_data,
 
 
 def test_a_run_whose_model_file_another_run_replaced_says_so(tmp_path, monkeypatch, mnist_splits):
-    from tinygrad_digits import app
+    from tinygrad_digits.apps import training as app
     from tinygrad_digits.cli import output
 
     out = tmp_path / "models" / "m.npz"
@@ -202,7 +202,7 @@ def test_json_is_strict_everywhere(tmp_path, overflowing_model, mnist_splits):
 )
 def test_bad_option_values_are_usage_errors_naming_the_option_before_any_data_loads(
         no_data, command, args, words, monkeypatch):
-    from tinygrad_digits import keras_twin
+    from tinygrad_digits.apps import keras_twin
 
     monkeypatch.setattr(keras_twin, "tensorflow_available", lambda: True)  # compare checks options first
     assert_one_line_error(run(command, *args), 2, *words)

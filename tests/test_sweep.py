@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tinygrad_digits import app, metrics
-from tinygrad_digits import sweep as sw
+from tinygrad_digits import metrics
+
+from tinygrad_digits.apps import training as app
+from tinygrad_digits.apps import sweep as sw
 from tinygrad_digits.cli import sweep as cli_sweep
 from tinygrad_digits.cli.main import main
 from tinygrad_digits.modelfile import load_model

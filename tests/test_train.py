@@ -404,7 +404,7 @@ def test_validation_at_chance_with_an_exploding_loss_stops_in_the_first_epoch_an
 
 
 def test_a_diverged_run_does_not_replace_a_good_model_file(tmp_path, mnist_splits):
-    from tinygrad_digits import app
+    from tinygrad_digits.apps import training as app
     from tinygrad_digits.modelfile import load_model
 
     out = tmp_path / "good.npz"

@@ -1,7 +1,7 @@
 """The Keras twin of a model: the same network, optimizer, loss and data, run by TensorFlow.
 
 TensorFlow and Numba both load LLVM and are known to crash in one process, so TensorFlow runs
-only in a worker process (``python -m tinygrad_digits._keras_worker``), which never imports
+only in a worker process (``python -m tinygrad_digits.apps._keras_worker``), which never imports
 numba nor the kernels. This module, which runs in the parent, imports only NumPy at load time:
 it describes the twin as plain data (``describe_twin``), collects work into a ``Job`` (tasks as
 JSON, arrays in one ``.npz`` in a temporary directory, no pickle), runs the worker once per job
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-WORKER = "tinygrad_digits._keras_worker"
+WORKER = "tinygrad_digits.apps._keras_worker"
 INSTALL_HINT = "pip install 'tinygrad-digits[keras]'"
 
 
@@ -62,8 +62,8 @@ def describe_twin(spec, optimizer, init: str = "auto") -> dict:
     ``model.init_params``: "auto" is He for the relu family, Glorot for sigmoid, tanh and the
     output layer.
     """
-    from . import model as M
-    from . import ops
+    from .. import model as M
+    from .. import ops
 
     layers = []
     chain = M.dense_chain(spec)
@@ -140,7 +140,7 @@ class Job:
     def add_gradients(self, spec, params: dict, x: np.ndarray, labels: np.ndarray) -> str:
         """GradientTape gradients of the mean cross-entropy at params on (x (n, in), labels (n,));
         the dtype is the params'. Answer: {"loss"}; ``grads(key)``, a dict like params."""
-        from .optimizers import OptimizerConfig
+        from ..optimizers import OptimizerConfig
 
         dtype = np.result_type(*params.values())
         twin = describe_twin(spec, OptimizerConfig("sgd"))
@@ -158,7 +158,7 @@ class Job:
 
     def add_init(self, spec, init: str, seed: int) -> str:
         """The twin's own initial parameters (independent-init mode) with ``seed``."""
-        from .optimizers import OptimizerConfig
+        from ..optimizers import OptimizerConfig
 
         return self._add("init", describe_twin(spec, OptimizerConfig("sgd"), init), np.float32, {}, seed=seed)
 

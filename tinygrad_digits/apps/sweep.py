@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import paths
-from .app import TrainRun
+from .. import paths
+from .training import TrainRun
 
 RESULTS = "runs.jsonl"
 TIMING_KEYS = ("seconds_per_epoch", "model")  # what may differ between two identical runs
@@ -114,7 +114,7 @@ def _append(out_dir: Path, record: dict) -> None:
 @functools.lru_cache(maxsize=1)
 def _splits(data_dir: str, seed: int):
     """The splits of one seed, from the per-user cache of decoded arrays (runs of a seed share them)."""
-    from . import data
+    from .. import data
 
     return data.load_splits(data_dir, seed=seed)
 
@@ -125,7 +125,7 @@ def run_one(run: TrainRun, data_dir: str | Path, models_dir: str | Path) -> dict
     ``data_dir`` must hold the MNIST files (``data.ensure_data``). An interrupted run raises
     KeyboardInterrupt: it has no record.
     """
-    from . import app
+    from . import training as app
 
     key = run_key(run)
     splits = _splits(str(data_dir), run.seed)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps, PngImagePlugin
 
-from . import paths
+from .. import paths
 
 CANVAS = 280  # the drawing canvas, in screen pixels (10x MNIST's 28)
 # A 22 px brush gives 2.2 px strokes at 28x28 for a digit drawn 200 px tall (its box becomes

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import paths
+from .. import paths
 
 HEADLINE = ((128,), 128)  # 784-128-10 at batch 128: the configuration the targets are about
 

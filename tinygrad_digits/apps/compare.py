@@ -28,7 +28,7 @@ ADAM_NOTE = (
 
 def setup(run, splits):
     """``app.prepare`` of ``run``, which the twin can mirror: no augmentation, validation kept."""
-    from .app import prepare
+    from .training import prepare
 
     if getattr(run, "augment", "none") != "none" or getattr(run, "all_data", False):
         raise ValueError("compare: the Keras twin has no augmentation and keeps the validation set; "
@@ -70,9 +70,10 @@ def compare(run, splits, same_init: bool = True, on_batch=None, on_epoch=None, o
     "keras", "accuracy_gap_pp", "same_init"} (see ``format_table``). Raises KeyboardInterrupt
     if our training is interrupted, and keras_twin.KerasTwinError if the worker fails.
     """
-    from . import keras_twin, metrics
-    from . import model as M
-    from . import train as T
+    from .. import metrics
+    from . import keras_twin
+    from .. import model as M
+    from .. import train as T
 
     s = setup(run, splits)
     spec = s.spec

@@ -1,4 +1,4 @@
-"""The Keras side of the twin, run as ``python -m tinygrad_digits._keras_worker JOB_DIR``.
+"""The Keras side of the twin, run as ``python -m tinygrad_digits.apps._keras_worker JOB_DIR``.
 
 This is the only module that imports TensorFlow, and it runs in a process of its own: TensorFlow
 and Numba both load LLVM and are known to crash in one process. It must never import numba,
@@ -339,7 +339,7 @@ def run(job_dir: Path, emit) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m tinygrad_digits._keras_worker JOB_DIR", file=sys.stderr)
+        print("usage: python -m tinygrad_digits.apps._keras_worker JOB_DIR", file=sys.stderr)
         return 2
     # Progress lines get a private copy of stdout; stray prints from libraries go to stderr.
     channel = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import app
+from . import training as app
 from .drawing import drawing_ink  # noqa: F401  (the ink map of a drawing, also read from here)
 from .preprocess import contact_sheet, preprocess, preprocess_file
 
@@ -78,7 +78,7 @@ class Recognizer:
         Raises FileNotFoundError (with a hint to run ``digits train``) when there is no model and
         ModelFileError (a ValueError naming the file) for an unusable one.
         """
-        from .modelfile import load_model
+        from ..modelfile import load_model
 
         resolved = app.resolve_model(path)
         spec, params, _ = load_model(resolved)
@@ -89,7 +89,7 @@ class Recognizer:
     @cached_property
     def predictor(self):
         """model.Predictor: one kernel call per drawing or small batch of files."""
-        from .model import Predictor
+        from ..model import Predictor
 
         return Predictor(self.spec, self.params)
 
@@ -149,7 +149,7 @@ def train_default_model(
     hands the calls to its own). Raises what loading the data or training raises; a run that
     diverges or is interrupted raises RuntimeError.
     """
-    from . import data, warmup
+    from .. import data, warmup
 
     run = run or app.TrainRun()
     report = progress or (lambda fraction, message: None)

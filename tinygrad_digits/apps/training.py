@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import paths, registry
+from .. import paths, registry
 
 INPUT_SCALING = "standardize"  # inputs are shifted and scaled by the training set's pixel mean/std
 
@@ -73,7 +73,7 @@ def preset_run(name: str, **overrides) -> TrainRun:
 
 def default_model_path(run: TrainRun) -> Path:
     """``<models dir>/mlp-<architecture>.npz``, e.g. mlp-784-128relu-10.npz."""
-    from .model import ModelSpec
+    from ..model import ModelSpec
 
     return paths.models_dir() / f"mlp-{ModelSpec(**run.spec_args).describe()}.npz"
 
@@ -114,7 +114,7 @@ PARAM_COPIES = 10
 def check_memory(spec, batch_size: int) -> None:
     """ValueError naming --hidden when the spec's parameters and a batch's activations would not
     fit in the memory available now; nothing is allocated to find out."""
-    from . import resources
+    from .. import resources
 
     activations = batch_size * (spec.inputs + sum(spec.hidden) + spec.outputs) * 4 * 4
     needed = spec.n_params() * 4 * PARAM_COPIES + activations
@@ -140,9 +140,9 @@ def prepare(run: TrainRun, splits) -> Prepared:
 
     With ``run.all_data`` the validation images join the training set (before ``train_size`` is
     applied) and no validation is left."""
-    from . import model as M
-    from . import optimizers as O
-    from . import train as T
+    from .. import model as M
+    from .. import optimizers as O
+    from .. import train as T
 
     x_train, y_train = splits.x_train, splits.y_train
     x_val, y_val = splits.x_val, splits.y_val
@@ -177,12 +177,12 @@ def train_and_save(run: TrainRun, splits, out: str | Path, on_batch=None, on_epo
     of ``splits`` are standardized in place, where they can be, instead of copied: the caller
     does not use them afterwards (a copy of MNIST's would cost 190 MB more).
     """
-    from . import metrics as metrics_mod
-    from . import model as M
-    from . import train as T
-    from .augment import BatchAugmenter, augmentation
-    from .modelfile import save_model
-    from .outputs import Ownership
+    from .. import metrics as metrics_mod
+    from .. import model as M
+    from .. import train as T
+    from ..augment import BatchAugmenter, augmentation
+    from ..modelfile import save_model
+    from ..outputs import Ownership
 
     out = Path(out)
     prepared = prepare(run, splits)
@@ -235,7 +235,7 @@ def train_and_save(run: TrainRun, splits, out: str | Path, on_batch=None, on_epo
 
 def _scale_in_place(spec, images: np.ndarray) -> np.ndarray:
     """model.normalize's arithmetic, on images themselves when they are a writable float32 array."""
-    from . import model as M
+    from .. import model as M
 
     if images.dtype != np.float32 or not images.flags.writeable or not images.flags.c_contiguous:
         return M.normalize(spec, images)
