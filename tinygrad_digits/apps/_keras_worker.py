@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .keras_model import build_model, build_optimizer, dense_layers, get_params, loss_of, set_params
+
 KINDS = ("gradients", "steps", "init", "train")
 # LLVM a second time (numba, and our kernels, ops and model, which import it): never here
 FORBIDDEN = ("tinygrad_digits.kernels", "tinygrad_digits.ops", "tinygrad_digits.model")
@@ -48,82 +50,6 @@ def _load_tensorflow(threads: int):
 # -- building the twin ---------------------------------------------------------------------
 
 
-def _initializer(keras, family: str, seed: int):
-    if family == "he":
-        return keras.initializers.HeUniform(seed=seed)
-    if family == "glorot":
-        return keras.initializers.GlorotUniform(seed=seed)
-    if family == "normal":
-        return keras.initializers.RandomNormal(mean=0.0, stddev=1.0, seed=seed)
-    raise ValueError(f"unknown initializer family {family!r}")
-
-
-def build_model(keras, twin: dict, seed: int = 0):
-    """The twin's Sequential model: Dense layers named like our params, logits out.
-
-    Layer i's kernel initializer is seeded with ``seed + i``; leaky_relu is a LeakyReLU layer
-    after its Dense (Keras's ``activation="leaky_relu"`` has no slope argument), and dropout a
-    Dropout layer after every hidden layer.
-    """
-    regularizer = keras.regularizers.L2(twin["l2"]) if twin["l2"] else None
-    layers = [keras.Input((twin["inputs"],), name="pixels")]
-    for i, layer in enumerate(twin["layers"]):
-        act = layer["activation"]
-        layers.append(
-            keras.layers.Dense(
-                layer["units"],
-                activation=None if act in ("leaky_relu", "linear") else act,
-                kernel_initializer=_initializer(keras, layer["initializer"], seed + i),
-                bias_initializer="zeros",
-                kernel_regularizer=regularizer,
-                name=layer["name"],
-            )
-        )
-        if act == "leaky_relu":
-            layers.append(keras.layers.LeakyReLU(negative_slope=twin["alpha"], name=layer["name"] + "_act"))
-        if twin.get("dropout") and i < len(twin["layers"]) - 1:  # Keras's own masks, even in same-init
-            name = layer["name"] + "_dropout"
-            layers.append(keras.layers.Dropout(twin["dropout"], seed=seed + i, name=name))
-    return keras.Sequential(layers, name="twin")
-
-
-def build_optimizer(keras, twin: dict):
-    opt = twin["optimizer"]
-    lr = opt["learning_rate"]
-    if isinstance(lr, dict):
-        lr = getattr(keras.optimizers.schedules, lr["class_name"])(**lr["config"])
-    return getattr(keras.optimizers, opt["class_name"])(learning_rate=lr, **opt["config"])
-
-
-def _dense_layers(model, twin):
-    return [model.get_layer(layer["name"]) for layer in twin["layers"]]
-
-
-def set_params(model, twin, arrays: dict, prefix: str) -> None:
-    """Our params (the twin's layers name their keys: "kernel" and "bias") into the Keras layers."""
-    for layer, keys in zip(_dense_layers(model, twin), twin["layers"]):
-        given = arrays[prefix + keys["kernel"]].dtype
-        if layer.kernel.dtype != given.name:
-            raise ValueError(f"layer {layer.name} is {layer.kernel.dtype}, its parameters {given.name}")
-        layer.set_weights([arrays[prefix + keys["kernel"]], arrays[prefix + keys["bias"]]])
-
-
-def get_params(model, twin, prefix: str) -> dict:
-    out = {}
-    for layer, keys in zip(_dense_layers(model, twin), twin["layers"]):
-        kernel, bias = layer.get_weights()
-        out[prefix + keys["kernel"]] = kernel
-        out[prefix + keys["bias"]] = bias
-    return out
-
-
-def _loss(keras):
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-# -- tasks ---------------------------------------------------------------------------------
-
-
 def task_gradients(tf, keras, task, arrays, emit):
     """Loss and GradientTape gradients of the data loss at the given params and batch."""
     key = task["key"]
@@ -131,9 +57,9 @@ def task_gradients(tf, keras, task, arrays, emit):
     set_params(model, task["twin"], arrays, f"{key}/params/")
     x = tf.constant(arrays[f"{key}/x"])
     y = tf.constant(arrays[f"{key}/y"])
-    variables = [v for layer in _dense_layers(model, task["twin"]) for v in (layer.kernel, layer.bias)]
+    variables = [v for layer in dense_layers(model, task["twin"]) for v in (layer.kernel, layer.bias)]
     with tf.GradientTape() as tape:
-        loss = _loss(keras)(y, model(x, training=True))
+        loss = loss_of(keras)(y, model(x, training=True))
     grads = tape.gradient(loss, variables)
     names = [f"{key}/grads/{layer['name']}.{p}" for layer in task["twin"]["layers"] for p in "Wb"]
     return {"loss": float(loss)}, {n: g.numpy() for n, g in zip(names, grads)}
@@ -146,7 +72,7 @@ def task_steps(tf, keras, task, arrays, emit):
     twin = task["twin"]
     model = build_model(keras, twin)
     set_params(model, twin, arrays, f"{key}/params/")
-    model.compile(optimizer=build_optimizer(keras, twin), loss=_loss(keras), jit_compile=False)
+    model.compile(optimizer=build_optimizer(keras, twin), loss=loss_of(keras), jit_compile=False)
     xs, ys = arrays[f"{key}/x"], arrays[f"{key}/y"]
     losses, rates = [], []
     for x, y in zip(xs, ys):
@@ -234,7 +160,7 @@ def task_train(tf, keras, task, arrays, emit):
         set_params(model, twin, arrays, f"{key}/params/")
     model.compile(
         optimizer=build_optimizer(keras, twin),
-        loss=_loss(keras),
+        loss=loss_of(keras),
         metrics=[
             keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="ce"),
             keras.metrics.SparseCategoricalAccuracy(name="acc"),

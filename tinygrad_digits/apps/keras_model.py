@@ -1,0 +1,84 @@
+"""The Keras twin's model, as the worker builds it from a twin description (``keras_twin``):
+Dense layers named like ours, their initializers, the optimizer, and our params in and out.
+
+Keras comes in as an argument: this module imports neither TensorFlow nor anything of ours that
+loads Numba, so the worker can use it.
+"""
+
+from __future__ import annotations
+
+
+def _initializer(keras, family: str, seed: int):
+    if family == "he":
+        return keras.initializers.HeUniform(seed=seed)
+    if family == "glorot":
+        return keras.initializers.GlorotUniform(seed=seed)
+    if family == "normal":
+        return keras.initializers.RandomNormal(mean=0.0, stddev=1.0, seed=seed)
+    raise ValueError(f"unknown initializer family {family!r}")
+
+
+def build_model(keras, twin: dict, seed: int = 0):
+    """The twin's Sequential model: Dense layers named like our params, logits out.
+
+    Layer i's kernel initializer is seeded with ``seed + i``; leaky_relu is a LeakyReLU layer
+    after its Dense (Keras's ``activation="leaky_relu"`` has no slope argument), and dropout a
+    Dropout layer after every hidden layer.
+    """
+    regularizer = keras.regularizers.L2(twin["l2"]) if twin["l2"] else None
+    layers = [keras.Input((twin["inputs"],), name="pixels")]
+    for i, layer in enumerate(twin["layers"]):
+        act = layer["activation"]
+        layers.append(
+            keras.layers.Dense(
+                layer["units"],
+                activation=None if act in ("leaky_relu", "linear") else act,
+                kernel_initializer=_initializer(keras, layer["initializer"], seed + i),
+                bias_initializer="zeros",
+                kernel_regularizer=regularizer,
+                name=layer["name"],
+            )
+        )
+        if act == "leaky_relu":
+            layers.append(keras.layers.LeakyReLU(negative_slope=twin["alpha"], name=layer["name"] + "_act"))
+        if twin.get("dropout") and i < len(twin["layers"]) - 1:  # Keras's own masks, even in same-init
+            name = layer["name"] + "_dropout"
+            layers.append(keras.layers.Dropout(twin["dropout"], seed=seed + i, name=name))
+    return keras.Sequential(layers, name="twin")
+
+
+def build_optimizer(keras, twin: dict):
+    opt = twin["optimizer"]
+    lr = opt["learning_rate"]
+    if isinstance(lr, dict):
+        lr = getattr(keras.optimizers.schedules, lr["class_name"])(**lr["config"])
+    return getattr(keras.optimizers, opt["class_name"])(learning_rate=lr, **opt["config"])
+
+
+def dense_layers(model, twin):
+    return [model.get_layer(layer["name"]) for layer in twin["layers"]]
+
+
+def set_params(model, twin, arrays: dict, prefix: str) -> None:
+    """Our params (the twin's layers name their keys: "kernel" and "bias") into the Keras layers."""
+    for layer, keys in zip(dense_layers(model, twin), twin["layers"]):
+        given = arrays[prefix + keys["kernel"]].dtype
+        if layer.kernel.dtype != given.name:
+            raise ValueError(f"layer {layer.name} is {layer.kernel.dtype}, its parameters {given.name}")
+        layer.set_weights([arrays[prefix + keys["kernel"]], arrays[prefix + keys["bias"]]])
+
+
+def get_params(model, twin, prefix: str) -> dict:
+    out = {}
+    for layer, keys in zip(dense_layers(model, twin), twin["layers"]):
+        kernel, bias = layer.get_weights()
+        out[prefix + keys["kernel"]] = kernel
+        out[prefix + keys["bias"]] = bias
+    return out
+
+
+def loss_of(keras):
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+# -- tasks ---------------------------------------------------------------------------------
