@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from conftest import central_difference, numpy_mlp_logits
 
+from tinygrad_digits import fastpath as F
 from tinygrad_digits import layers as L
 from tinygrad_digits import model as M
 from tinygrad_digits import ops
@@ -347,7 +348,7 @@ def test_check_params_names_missing_extra_and_wrong_shapes():
 
 def test_dense_chain_of_plain_mlps():
     spec = M.ModelSpec(hidden=(4, 3), activations=("relu", "tanh"), inputs=5, outputs=2)
-    assert L.dense_chain(spec.network()) == (
+    assert F.dense_chain(spec.network()) == (
         (
             ("dense0.W", "dense0.b", "relu"),
             ("dense1.W", "dense1.b", "tanh"),
@@ -355,10 +356,10 @@ def test_dense_chain_of_plain_mlps():
         ),
         0.1,
     )
-    assert L.dense_chain(L.Sequential(L.Dense(4, "leaky_relu", alpha=0.3), L.Dense(2)))[1] == 0.3
+    assert F.dense_chain(L.Sequential(L.Dense(4, "leaky_relu", alpha=0.3), L.Dense(2)))[1] == 0.3
     # an Activation right after a Dense without one is folded into it; dropout of rate 0 is skipped
     folded = L.Sequential(L.Dense(4), L.Relu(), L.Dropout(0.0), L.Dense(3), L.LeakyRelu(0.2), L.Dense(2))
-    assert L.dense_chain(folded) == (
+    assert F.dense_chain(folded) == (
         (
             ("dense0.W", "dense0.b", "relu"),
             ("dense1.W", "dense1.b", "leaky_relu"),
@@ -385,4 +386,4 @@ def test_dense_chain_of_plain_mlps():
     ids=repr,
 )
 def test_dense_chain_is_none_for_anything_else(model):
-    assert L.dense_chain(model) is None
+    assert F.dense_chain(model) is None

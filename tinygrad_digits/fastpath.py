@@ -3,8 +3,8 @@
 It trains a *dense chain*: a model that is nothing but dense layers, each with an activation the
 kernels know, ending in logits for the default loss, softmax cross-entropy. The chain is a tuple
 of ``(weight key, bias key, activation name)``, one per layer, and one leaky_relu ``alpha`` for
-all; ``layers.dense_chain`` finds it in a model, so nothing here knows how layers name their
-parameters. A run here gives the general path's parameters to float32 rounding.
+all; ``dense_chain`` finds it in a model of layers, reading each Sequential's names for its
+children's parameters. A run here gives the general path's parameters to float32 rounding.
 
 The steps run in kernels/steps.train_steps, in this thread, or in
 kernels/steps.train_steps_parallel, split over Numba's threads. Where there are at least two
@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 
+from . import layers
 from . import optimizers as O
 from .kernels import fused as _fused
 from .kernels import sparse as _sparse
@@ -39,7 +40,8 @@ USE_FUSED = True  # False forces the general path (tests and benchmarks compare 
 USE_PARALLEL = None  # None: as warm-up measured (module doc); True / False force the parallel / one-thread kernel
 USE_SPARSE = True  # False keeps the parallel path's first layer dense
 SPARSE_MIN_BACKGROUND = 0.5  # the fraction of background inputs from which the sparse first layer pays
-ACTIVATION_CODES = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU, "sigmoid": SIGMOID,
+IDENTITY_NAME = "identity"  # a dense layer without activation
+ACTIVATION_CODES = {IDENTITY_NAME: IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU, "sigmoid": SIGMOID,
                     "tanh": TANH}
 _RULES = {"sgd": _fused.SGD, "momentum": _fused.MOMENTUM, "adam": _fused.ADAM}
 # OptimizerConfig's fields the kernels implement; a config with any other trains on the general path
@@ -52,6 +54,28 @@ PROBE_STEPS = 4  # steps of such a run, and of each kernel's first (its load) ru
 # parallel step stalls while another process holds a core, the one-thread kernel never does
 PARALLEL_MARGIN = 0.9
 _clock = time.perf_counter
+
+
+def dense_chain(model):
+    """``(chain, alpha)`` when the model is only dense layers (fastpath's fused kernels), else
+    None. chain: ((weight key, bias key, activation), ...); an Activation right after a Dense
+    without one is folded into it; dropout of rate 0 is skipped. alpha: the one leaky_relu alpha."""
+    if not isinstance(model, layers.Sequential):
+        return None
+    chain, alphas = [], set()
+    for name, layer in zip(model.names, model.layers):
+        if isinstance(layer, layers.Dense):
+            chain.append([f"{name}.W", f"{name}.b", layer.activation or IDENTITY_NAME])
+            alphas.add(layer.alpha if layer.activation == "leaky_relu" else None)
+        elif isinstance(layer, layers.Activation) and chain and chain[-1][2] == IDENTITY_NAME:
+            chain[-1][2] = layer.name
+            alphas.add(layer.alpha if layer.name == "leaky_relu" else None)
+        elif not (isinstance(layer, layers.Dropout) and layer.rate == 0):
+            return None
+    alphas.discard(None)
+    if not chain or len(alphas) > 1:
+        return None
+    return tuple(map(tuple, chain)), (alphas.pop() if alphas else 0.1)
 
 
 def fusable(chain, params: dict, optimizer) -> bool:

@@ -322,25 +322,3 @@ def from_json(data, depth: int = 0) -> Layer:
         return _TYPES[kind](**fields)
     except TypeError as e:
         raise ValueError(f"{kind}: {e}".replace("__init__() ", "")) from None
-
-
-def dense_chain(model: Layer):
-    """``(chain, alpha)`` when the model is only dense layers (fastpath's fused kernels), else
-    None. chain: ((weight key, bias key, activation), ...); an Activation right after a Dense
-    without one is folded into it; dropout of rate 0 is skipped. alpha: the one leaky_relu alpha."""
-    if not isinstance(model, Sequential):
-        return None
-    chain, alphas = [], set()
-    for name, layer in zip(model.names, model.layers):
-        if isinstance(layer, Dense):
-            chain.append([f"{name}.W", f"{name}.b", layer.activation or ops.IDENTITY])
-            alphas.add(layer.alpha if layer.activation == "leaky_relu" else None)
-        elif isinstance(layer, Activation) and chain and chain[-1][2] == ops.IDENTITY:
-            chain[-1][2] = layer.name
-            alphas.add(layer.alpha if layer.name == "leaky_relu" else None)
-        elif not (isinstance(layer, Dropout) and layer.rate == 0):
-            return None
-    alphas.discard(None)
-    if not chain or len(alphas) > 1:
-        return None
-    return tuple(map(tuple, chain)), (alphas.pop() if alphas else 0.1)

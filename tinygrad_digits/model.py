@@ -166,7 +166,9 @@ def loss_and_grads(spec: ModelSpec, params: dict, x: np.ndarray, labels: np.ndar
 
 def dense_chain(spec: ModelSpec):
     """The spec's layers as fastpath's dense chain: (weight key, bias key, activation) each."""
-    return layers.dense_chain(spec.network(dropout=0.0))[0]
+    from . import fastpath
+
+    return fastpath.dense_chain(spec.network(dropout=0.0))[0]
 
 
 def predict_proba(spec, params: dict, images: np.ndarray, batch_size: int = 4096) -> np.ndarray:

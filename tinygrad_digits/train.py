@@ -12,7 +12,7 @@ Two paths run an epoch's steps and give the same results: the general path (``au
 value_and_grad of the loss, then ``optimizers.update``, one step at a time, open to any model,
 loss or augmentation) and the fused path (``fastpath``: many steps per kernel call, no Python
 or allocation per step), taken for models that are a plain chain of dense layers
-(``layers.dense_chain``) with float32 params, the default loss and no augmentation.
+(``fastpath.dense_chain``) with float32 params, the default loss and no augmentation.
 """
 
 from __future__ import annotations
@@ -262,7 +262,7 @@ class _Tally:
 def _fused_steps(model, params, x_train, y_train, config, optimizer, augment, loss):
     """fastpath.FusedSteps when it does exactly what the general path would, else None."""
     network = network_of(model)
-    found = layers.dense_chain(network) if network is not None and augment is None and loss is None else None
+    found = fastpath.dense_chain(network) if network is not None and augment is None and loss is None else None
     if found is None or x_train.ndim != 2:
         return None
     chain, alpha = found

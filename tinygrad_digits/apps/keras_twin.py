@@ -9,7 +9,7 @@ and reads the answers back.
 
 The twin, layer for layer: one Keras ``Dense`` per dense layer of ours, whose kernel ``(in, out)``
 and bias ``(out,)`` are exactly our weight and bias (each twin layer names their keys, from
-``layers.dense_chain``); the same activations (leaky
+``fastpath.dense_chain``); the same activations (leaky
 relu as a ``LeakyReLU(negative_slope=alpha)`` layer; ``Dropout(rate)`` after every hidden layer
 if the spec has dropout); a linear output layer whose logits go to
 ``SparseCategoricalCrossentropy(from_logits=True)`` (our softmax fused into the loss); He or
