@@ -334,3 +334,8 @@ def dense_chain(model: Layer):
     if not chain or len(alphas) > 1:
         return None
     return tuple(map(tuple, chain)), (alphas.pop() if alphas else 0.1)
+
+
+# The image layers live in conv_layers.py, which adds them to _TYPES (it imports this module:
+# a plain module import here works whichever of the two is imported first).
+from . import conv_layers  # noqa: E402, F401
