@@ -4,10 +4,15 @@ Shapes: x (n, h, w, c) images, w (kh * kw * c, c_out) the filters of a (kh, kw, 
 kernel flattened in that order, b (c_out,); y and dy (n * oh * ow, c_out), one row per output
 pixel. The window rows ("cols", (pixels, kh * kw * c)) hold in row (img, i, j) the window of
 output pixel (i, j), zeros where it hangs over the padding, so y = cols @ w + b. They are built
-for a chunk of images at a time and used while in cache, never for the whole batch: the
-backward pass builds them again rather than keeping them. All arrays of one float dtype,
-C-contiguous. ``prange`` runs over chunks of images, whose windows and dx never meet; each
-chunk's products are BLAS calls (``np.dot``), which the caller holds to one thread meanwhile.
+for a chunk of about a thousand output pixels at a time and used while in cache (never for a
+whole batch, so that they never fill the memory), in a caller's scratch array; the backward
+pass builds them again rather than keeping them. All arrays of one float dtype, C-contiguous.
+
+Threads, as measured on the 2-core machine (benchmarks/bench_conv.py): the convolutions run in
+one thread, with BLAS held to one (the caller does it). OpenBLAS on its two threads is slower
+for these thin products (k = 9 for a first layer: 40 ms instead of 1.3 for its weight
+gradient), and called from two of our threads at once slower than from one. The pools run
+``prange`` over images, whose windows never meet.
 """
 
 import numpy as np
@@ -18,7 +23,7 @@ from .activations import RELU, activate, derivative
 
 
 @kernel
-def im2col_rows(x, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, cols):
+def im2col(x, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, cols):
     """Images img0..img1-1 of x as window rows into cols ((img1 - img0) * oh * ow, kh * kw * c)."""
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
     for img in range(img0, img1):
@@ -39,8 +44,8 @@ def im2col_rows(x, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, cols):
 
 
 @kernel
-def col2im_rows(dcols, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, dx):
-    """The adjoint of im2col_rows: adds each window row of dcols onto its pixels of dx[img0:img1]."""
+def col2im(dcols, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, dx):
+    """The adjoint of im2col: adds each window row of dcols onto its pixels of dx[img0:img1]."""
     h, w, c = dx.shape[1], dx.shape[2], dx.shape[3]
     for img in range(img0, img1):
         for i in range(oh):
@@ -61,7 +66,7 @@ def col2im_rows(dcols, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, dx
 
 @kernel
 def _bias_activate(z, b, act, alpha):
-    """z (rows, m) = act(z + b) in place; relu and identity in loops LLVM vectorizes."""
+    """z (rows, m) = act(z + b) in place; relu in a loop LLVM vectorizes."""
     rows, m = z.shape
     if act == RELU:
         for r in range(rows):
@@ -91,55 +96,54 @@ def _delta(y, dy, act, alpha, dz, db):
             db[j] += dz[r, j]
 
 
-@kernel(parallel=True)
-def conv_forward(x, w, b, kh, kw, stride, pad_top, pad_left, oh, ow, act, alpha, per_chunk):
-    """y (n * oh * ow, c_out) = act(im2col(x) @ w + b), per_chunk images at a time: each
-    chunk's window rows are built, multiplied and activated while they are in cache."""
+@kernel
+def conv_forward(x, w, b, kh, kw, stride, pad_top, pad_left, oh, ow, act, alpha, per_chunk, scratch):
+    """y (n * oh * ow, c_out) = act(im2col(x) @ w + b), per_chunk images at a time (the window
+    rows of a chunk in scratch, at least per_chunk * oh * ow * k long), each chunk's window rows
+    built, multiplied and activated while they are in cache."""
     n, k, m = x.shape[0], w.shape[0], w.shape[1]
     pixels = oh * ow
     y = np.empty((n * pixels, m), dtype=x.dtype)
-    chunks = (n + per_chunk - 1) // per_chunk
-    for t in prange(chunks):
-        img0, img1 = t * per_chunk, min(n, (t + 1) * per_chunk)
-        cols = np.empty(((img1 - img0) * pixels, k), dtype=x.dtype)
-        im2col_rows(x, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, cols)
+    for img0 in range(0, n, per_chunk):
+        img1 = min(n, img0 + per_chunk)
+        rows = (img1 - img0) * pixels
+        cols = scratch[: rows * k].reshape((rows, k))
+        im2col(x, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, cols)
         out = y[img0 * pixels : img1 * pixels]
         np.dot(cols, w, out)
         _bias_activate(out, b, act, alpha)
     return y
 
 
-@kernel(parallel=True)
-def conv_backward(x, w, y, dy, kh, kw, stride, pad_top, pad_left, oh, ow, act, alpha, need_dx, per_chunk):
+@kernel
+def conv_backward(
+    x, w, y, dy, kh, kw, stride, pad_top, pad_left, oh, ow, act, alpha, need_dx, per_chunk, scratch
+):
     """(dx (x's shape, or (0, 0, 0, 0) when need_dx is False), dw (k, c_out), db (c_out,)) of
     y = act(im2col(x) @ w + b), from y and dy (n * oh * ow, c_out). Per chunk of images (the
-    forward's): dz = dy * act'(y), the window rows again, dw += cols^T @ dz and dx += col2im(dz @ w^T).
-    The chunks' dw and db are summed in a fixed order (db in float64): the same sums on any
-    number of threads."""
+    forward's): dz = dy * act'(y), the window rows again (im2col is cheaper than keeping them),
+    dw += cols^T @ dz and dx += col2im(dz @ w^T). scratch: at least per_chunk * oh * ow *
+    (2 k + c_out) long. db accumulates in float64."""
     n, k, m = x.shape[0], w.shape[0], w.shape[1]
     pixels = oh * ow
-    chunks = (n + per_chunk - 1) // per_chunk
     dx = np.zeros(x.shape if need_dx else (0, 0, 0, 0), dtype=x.dtype)
-    dw_parts = np.empty((chunks, k, m), dtype=x.dtype)
-    db_parts = np.zeros((chunks, m), dtype=np.float64)
-    for t in prange(chunks):
-        img0, img1 = t * per_chunk, min(n, (t + 1) * per_chunk)
+    dw = np.zeros((k, m), dtype=x.dtype)
+    db = np.zeros(m, dtype=np.float64)
+    for img0 in range(0, n, per_chunk):
+        img1 = min(n, img0 + per_chunk)
         rows = (img1 - img0) * pixels
-        dz = np.empty((rows, m), dtype=x.dtype)
-        _delta(
-            y[img0 * pixels : img1 * pixels], dy[img0 * pixels : img1 * pixels], act, alpha, dz, db_parts[t]
-        )
-        cols = np.empty((rows, k), dtype=x.dtype)
-        im2col_rows(x, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, cols)
-        np.dot(cols.T, dz, dw_parts[t])
+        cols = scratch[: rows * k].reshape((rows, k))
+        dz = scratch[rows * k : rows * (k + m)].reshape((rows, m))
+        _delta(y[img0 * pixels : img1 * pixels], dy[img0 * pixels : img1 * pixels], act, alpha, dz, db)
+        im2col(x, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, cols)
+        if img0 == 0:
+            np.dot(cols.T, dz, dw)
+        else:
+            dw += np.dot(cols.T, dz)
         if need_dx:
-            col2im_rows(np.dot(dz, w.T), img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, dx)
-    dw = dw_parts[0].copy()
-    for t in range(1, chunks):
-        dw += dw_parts[t]
-    db = db_parts[0].copy()
-    for t in range(1, chunks):
-        db += db_parts[t]
+            dcols = scratch[rows * (k + m) : rows * (2 * k + m)].reshape((rows, k))
+            np.dot(dz, w.T, dcols)
+            col2im(dcols, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, dx)
     return dx, dw, db.astype(x.dtype)
 
 
@@ -170,16 +174,16 @@ def max_pool_backward(x, y, dy, size):
     oh, ow = y.shape[1], y.shape[2]
     dx = np.zeros_like(x)
     for img in prange(n):
+        free = np.empty(c, dtype=np.bool_)  # per channel: no maximum met yet in this window
         for i in range(oh):
             for j in range(ow):
-                for ch in range(c):
-                    top = y[img, i, j, ch]
-                    done = False
-                    for di in range(size):
-                        for dj in range(size):
-                            if not done and x[img, i * size + di, j * size + dj, ch] == top:
-                                dx[img, i * size + di, j * size + dj, ch] = dy[img, i, j, ch]
-                                done = True
+                free[:] = True
+                for di in range(size):
+                    for dj in range(size):
+                        for ch in range(c):  # branch-free, so that LLVM vectorizes it
+                            hit = free[ch] & (x[img, i * size + di, j * size + dj, ch] == y[img, i, j, ch])
+                            dx[img, i * size + di, j * size + dj, ch] = dy[img, i, j, ch] if hit else 0.0
+                            free[ch] = free[ch] & ~hit
     return dx
 
 

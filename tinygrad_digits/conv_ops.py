@@ -14,6 +14,7 @@ back onto the pixels.
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import numpy as np
 
@@ -34,14 +35,25 @@ def _blas_controller():
 _BLAS = []  # threadpoolctl's handle on BLAS, found at the first convolution
 
 
-def _one_blas_thread(n: int, per_chunk: int):
-    """BLAS held to one thread while the kernel's own threads each run products (two chunks or
-    more); a no-op context otherwise."""
-    if n <= per_chunk:
-        return contextlib.nullcontext()
+def _one_blas_thread():
+    """BLAS held to one thread during a convolution's products (see kernels/conv.py)."""
     if not _BLAS:
         _BLAS.append(_blas_controller())
     return _BLAS[0].limit(limits=1) if _BLAS[0] is not None else contextlib.nullcontext()
+
+
+_LOCAL = threading.local()  # each Python thread's scratch, reused from call to call
+
+
+def _scratch(dtype, size: int) -> np.ndarray:
+    """A 1-D scratch array of at least ``size`` for the kernels' chunks, grown as needed."""
+    rooms = getattr(_LOCAL, "rooms", None)
+    if rooms is None:
+        rooms = _LOCAL.rooms = {}
+    room = rooms.get(np.dtype(dtype))
+    if room is None or room.size < size:
+        room = rooms[np.dtype(dtype)] = np.empty(size, dtype=dtype)
+    return room
 
 
 def conv_geometry(height: int, width: int, kh: int, kw: int, padding: str, stride: int):
@@ -92,16 +104,21 @@ def conv2d_forward(
     geometry = (kh, kw, int(stride), top, left, oh, ow)
     code = activation_code(activation)
     w2 = W.reshape(kh * kw * c_in, c_out)
-    with _one_blas_thread(n, per_chunk):
-        y = _conv.conv_forward(x, w2, b, *geometry, code, float(alpha), per_chunk)
+    scratch = _scratch(x.dtype, min(n, per_chunk) * oh * ow * kh * kw * c_in)
+    with _one_blas_thread():
+        y = _conv.conv_forward(x, w2, b, *geometry, code, float(alpha), per_chunk, scratch)
     return y.reshape(n, oh, ow, c_out), (x, w2, y, code, float(alpha), geometry, per_chunk)
 
 
 def conv2d_vjp(saved, g, needs):
     x, w2, y, code, alpha, geometry, per_chunk = saved
     dy = _c(np.asarray(g, dtype=y.dtype)).reshape(y.shape)
-    with _one_blas_thread(len(x), per_chunk):
-        dx, dw, db = _conv.conv_backward(x, w2, y, dy, *geometry, code, alpha, bool(needs[0]), per_chunk)
+    k, m = w2.shape
+    scratch = _scratch(y.dtype, min(len(x), per_chunk) * geometry[5] * geometry[6] * (2 * k + m))
+    with _one_blas_thread():
+        dx, dw, db = _conv.conv_backward(
+            x, w2, y, dy, *geometry, code, alpha, bool(needs[0]), per_chunk, scratch
+        )
     return (dx if needs[0] else None), dw.reshape(geometry[0], geometry[1], x.shape[3], -1), db
 
 
