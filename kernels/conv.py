@@ -11,13 +11,12 @@ pass builds them again rather than keeping them. All arrays of one float dtype, 
 Threads, as measured on the 2-core machine (benchmarks/bench_conv.py): the convolutions run in
 one thread, with BLAS held to one (the caller does it). OpenBLAS on its two threads is slower
 for these thin products (k = 9 for a first layer: 40 ms instead of 1.3 for its weight
-gradient), and called from two of our threads at once slower than from one. The pools run
-``prange`` over images, whose windows never meet.
+gradient), and called from two of our threads at once slower than from one. The pools run in
+one thread too: with the machine's two cores shared, a parallel region that waits for a
+descheduled thread cost more than the pools' work (117 s an epoch instead of 18).
 """
 
 import numpy as np
-from numba import prange
-
 from ._jit import kernel
 from .activations import RELU, activate, derivative
 
@@ -147,13 +146,13 @@ def conv_backward(
     return dx, dw, db.astype(x.dtype)
 
 
-@kernel(parallel=True)
+@kernel
 def max_pool_forward(x, size):
     """y (n, h // size, w // size, c): the maximum of each size x size window."""
     n, h, w, c = x.shape
     oh, ow = h // size, w // size
     y = np.empty((n, oh, ow, c), dtype=x.dtype)
-    for img in prange(n):
+    for img in range(n):
         for i in range(oh):
             for j in range(ow):
                 for ch in range(c):
@@ -167,13 +166,13 @@ def max_pool_forward(x, size):
     return y
 
 
-@kernel(parallel=True)
+@kernel
 def max_pool_backward(x, y, dy, size):
     """dx (x's shape): each window's gradient to its first maximum in row-major order."""
     n, c = x.shape[0], x.shape[3]
     oh, ow = y.shape[1], y.shape[2]
     dx = np.zeros_like(x)
-    for img in prange(n):
+    for img in range(n):
         free = np.empty(c, dtype=np.bool_)  # per channel: no maximum met yet in this window
         for i in range(oh):
             for j in range(ow):
@@ -187,14 +186,14 @@ def max_pool_backward(x, y, dy, size):
     return dx
 
 
-@kernel(parallel=True)
+@kernel
 def avg_pool_forward(x, size):
     """y (n, h // size, w // size, c): the mean of each size x size window."""
     n, h, w, c = x.shape
     oh, ow = h // size, w // size
     y = np.zeros((n, oh, ow, c), dtype=x.dtype)
     scale = 1.0 / (size * size)
-    for img in prange(n):
+    for img in range(n):
         for i in range(oh):
             for j in range(ow):
                 for di in range(size):
@@ -206,13 +205,13 @@ def avg_pool_forward(x, size):
     return y
 
 
-@kernel(parallel=True)
+@kernel
 def avg_pool_backward(dy, h, w, size):
     """dx (n, h, w, c): dy / size^2 on every pixel of its window, 0 on the floored-off edge."""
     n, oh, ow, c = dy.shape
     dx = np.zeros((n, h, w, c), dtype=dy.dtype)
     scale = 1.0 / (size * size)
-    for img in prange(n):
+    for img in range(n):
         for i in range(oh):
             for j in range(ow):
                 for di in range(size):
