@@ -162,6 +162,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="time this many steps, scaled to the epoch")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=None, help="Numba's threads (default: Numba's)")
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=None,
+        help="hold BLAS to this many threads for ours (default: BLAS's)",
+    )
     parser.add_argument("--no-keras", action="store_true", help="skip the Keras process")
     args = parser.parse_args()
 
@@ -177,9 +183,16 @@ def main() -> None:
     y = splits.y_train[:n].astype(np.int64)
     work = gflop(batch, epoch_steps)
     print(f"Simple MNIST convnet, batch {batch}, {epoch_images} images: {work:.1f} GFLOP per epoch")
-    print(f"timing {steps} steps, scaled by {scale:.2f} to an epoch; {load()}")
+    print(
+        f"timing {steps} steps, scaled by {scale:.2f} to an epoch; Numba's threads: "
+        f"{args.threads or 'default'}, BLAS's for ours: {args.blas_threads or 'default'}; {load()}"
+    )
 
-    ours = ours_seconds(x, y, batch, args.threads) * scale
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(args.blas_threads):
+        ours = ours_seconds(x, y, batch, args.threads) * scale
+        latency = forward_latency()
     print(f"ours   {ours:7.2f} s/epoch  {work / ours:6.1f} GFLOP/s   ({load()})")
     floor, rows = floor_seconds(batch, epoch_steps)
     print(f"floor  {floor:7.2f} s/epoch  {work / floor:6.1f} GFLOP/s   ({load()})")
@@ -196,7 +209,7 @@ def main() -> None:
         )
         print(f"keras / ours = {k_epoch / ours:.2f}")
     print(f"ours / floor = {ours / floor:.2f}")
-    print(f"one image's forward pass: {forward_latency() * 1e6:.0f} us   ({load()})")
+    print(f"one image's forward pass: {latency * 1e6:.0f} us")
 
 
 if __name__ == "__main__":
