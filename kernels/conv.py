@@ -17,6 +17,7 @@ descheduled thread cost more than the pools' work (117 s an epoch instead of 18)
 """
 
 import numpy as np
+
 from ._jit import kernel
 from .activations import RELU, activate, derivative
 

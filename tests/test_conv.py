@@ -290,6 +290,7 @@ def test_a_cnn_model_file_loads_and_predicts_the_same(tmp_path, rng):
     path = modelfile.save_model(tmp_path / "cnn.npz", network, params)
     loaded, loaded_params, _ = modelfile.load_model(path)
     assert loaded.to_json() == network.to_json() and loaded.inputs == 784
+    assert loaded.describe() == "28x28x1-conv4relu-maxpool2-avgpool2-dense10"
     probs = predict_proba(loaded, loaded_params, images)
     np.testing.assert_array_equal(probs, predict_proba(network, params, images))
     x = ((images - 0.13) / 0.31).reshape(5, 28, 28, 1)
