@@ -303,14 +303,22 @@ def test_a_cnn_model_file_loads_and_predicts_the_same(tmp_path, rng):
 
 
 def test_a_small_cnn_learns_mnist(mnist_splits):
-    """conv 8 3x3 relu - pool - dense 10, 300 steps of 32 on 3,000 images: beats 90% on 1,000 others."""
-    model = L.Sequential(Conv2D(8, 3, activation="relu"), MaxPool2D(2), L.Flatten(), L.Dense(10))
+    """conv 16 - pool - conv 32 - pool - dense 10, 282 steps of 32 on 3,000 images, beats 92% on
+    1,000 others (0.939 when written; the same run of a linear model reaches 0.88)."""
+    model = L.Sequential(
+        Conv2D(16, 3, activation="relu"),
+        MaxPool2D(2),
+        Conv2D(32, 3, activation="relu"),
+        MaxPool2D(2),
+        L.Flatten(),
+        L.Dense(10),
+    )
     s = mnist_splits
     x = ((s.x_train[:3000] - 0.13) / 0.31).reshape(-1, 28, 28, 1)
     xv = ((s.x_val[:1000] - 0.13) / 0.31).reshape(-1, 28, 28, 1)
     params = model.init(np.random.default_rng(0), (28, 28, 1))
     config = T.TrainConfig(epochs=3, batch_size=32, seed=0)  # 94 steps an epoch
-    adam = O.OptimizerConfig("adam", learning_rate=0.003, schedule="constant")
+    adam = O.OptimizerConfig("adam", learning_rate=0.002, schedule="constant")
     result = T.train(model, params, x, s.y_train[:3000], xv, s.y_val[:1000], config, adam)
     assert result.stopped is None
-    assert result.history[-1]["val_accuracy"] > 0.90
+    assert result.history[-1]["val_accuracy"] > 0.92
