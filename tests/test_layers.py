@@ -282,7 +282,10 @@ def test_nesting_up_to_max_depth_loads_and_deeper_is_a_value_error(form):
 @pytest.mark.parametrize(
     "data, message",
     [
-        ({"type": "Conv2D", "filters": 3}, "unknown layer type 'Conv2D'"),
+        ({"type": "LSTM", "units": 3}, "unknown layer type 'LSTM': expected one of .*Conv2D"),
+        ({"type": "Conv2D", "filters": 3, "stride": 2}, "Conv2D: .*unexpected keyword argument 'stride'"),
+        ({"type": "Conv2D", "filters": 3, "padding": "full"}, "Conv2D: padding must be"),
+        ({"type": "MaxPool2D", "size": 1.5}, "MaxPool2D: size must be a positive integer"),
         ({"type": "dense", "units": 3}, "unknown layer type 'dense'"),
         ({"units": 3}, "a layer must be an object with a type"),
         ("Dense", "a layer must be an object with a type"),

@@ -322,3 +322,8 @@ def from_json(data, depth: int = 0) -> Layer:
         return _TYPES[kind](**fields)
     except TypeError as e:
         raise ValueError(f"{kind}: {e}".replace("__init__() ", "")) from None
+
+
+# The image layers live in conv_layers.py, which adds them to _TYPES (it imports this module:
+# a plain module import here works whichever of the two is imported first).
+from . import conv_layers  # noqa: E402, F401

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import layers
+from . import conv_layers, layers
 
 
 def check_scaling(mean, std, where: str = "") -> None:
@@ -65,11 +65,15 @@ class Network:
         return sum(int(np.prod(shape)) for shape in self.param_shapes().values())
 
     def describe(self) -> str:
-        """e.g. ``784-dense64relu-residual-dense10``."""
-        parts = [str(self.inputs)]
+        """e.g. ``784-dense64relu-residual-dense10``, ``28x28x1-conv32relu-maxpool2-dense10``."""
+        parts = ["x".join(map(str, self.input_shape))]
         for layer in getattr(self.layers, "layers", (self.layers,)):
             if isinstance(layer, layers.Dense):
                 parts.append(f"dense{layer.units}{layer.activation or ''}")
+            elif isinstance(layer, conv_layers.Conv2D):
+                parts.append(f"conv{layer.filters}{layer.activation or ''}")
+            elif isinstance(layer, (conv_layers.MaxPool2D, conv_layers.AvgPool2D)):
+                parts.append(f"{layer.kind[:-2]}{layer.size}")
             elif not (isinstance(layer, layers.Dropout) or isinstance(layer, layers.Flatten)):
                 parts.append(layer.kind)
         return "-".join(parts)

@@ -280,3 +280,4 @@ from .array_ops import (  # noqa: E402, F401
     take,
     transpose,
 )
+from .conv_ops import avg_pool2d, conv2d, max_pool2d  # noqa: E402, F401  (images: conv_ops.py)

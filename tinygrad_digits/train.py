@@ -17,6 +17,7 @@ or allocation per step), taken for models that are a plain chain of dense layers
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -156,6 +157,7 @@ def train(
     best = _Best()
     fused = _fused_steps(model, params, x_train, y_train, config, optimizer, augment, loss)
     step = _GeneralStep(apply, loss, params, optimizer, state, augment, noise, x_train.dtype)
+    blas = _one_blas_thread if network is not None and _has_images(network) else contextlib.nullcontext
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         tally = _Tally()
@@ -163,7 +165,8 @@ def train(
         try:
             order = rng.permutation(n)
             if fused is None:
-                diverged = step.epoch(x_train, y_train, order, config.batch_size, tally, on_batch)
+                with blas():
+                    diverged = step.epoch(x_train, y_train, order, config.batch_size, tally, on_batch)
             else:
                 diverged = fused.run_epoch(order, state, tally, on_batch)
             trained = time.perf_counter() - started
@@ -250,6 +253,24 @@ class _Best:
             self.epoch, self.score = record["epoch"], score
             return True
         return False
+
+
+def _has_images(layer) -> bool:
+    """Whether a model holds convolution or pooling layers (their kernels run in one thread)."""
+    if hasattr(layer, "layers"):
+        return any(_has_images(child) for child in layer.layers)
+    if hasattr(layer, "block"):
+        return _has_images(layer.block)
+    return layer.kind in ("conv2d", "maxpool2d", "avgpool2d")
+
+
+def _one_blas_thread():
+    """BLAS held to one thread: the image kernels' many mid-sized products lose more to BLAS's
+    threads waking and waiting than they gain (benchmarks/bench_conv.py: 75 s an epoch of the
+    simple convnet against 20 on one thread)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas").limit(limits=1)
 
 
 class _Tally:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-KERNEL_MODULES = ("activations", "dense", "softmax", "optim", "fused", "steps", "sparse", "augment")
+KERNEL_MODULES = ("activations", "dense", "softmax", "optim", "fused", "steps", "sparse", "augment", "conv")
 # in the cache folder: the kernel sources' stamp (kernels/_jit.source_stamp) warm_up last compiled
 STAMP_FILE = "tinygrad-digits-kernels.stamp"
 # in the cache folder: which fused training kernel is faster here (choose_threads), as JSON
@@ -73,6 +73,7 @@ def warm_up() -> None:
 
     augment_batch(AUGMENTATIONS["elastic"], np.zeros((1, spec.inputs), dtype=np.float32),
                   np.random.default_rng(0))
+    _warm_up_images()
     if F.USE_FUSED:  # the fused training kernels (float32 only), through the same call as training
         rows = np.zeros((8, spec.inputs), dtype=np.float32)  # a batch that threads can share
         T.train(spec, M.init_params(spec, np.random.default_rng(0), dtype=np.float32), rows,
@@ -82,6 +83,21 @@ def warm_up() -> None:
         if F.parallel_possible(CHOICE_SHAPE["batch_size"]):
             _write_json(THREADS_FILE, choose_threads())
     _write_stamp()
+
+
+def _warm_up_images() -> None:
+    """The convolution and pooling kernels, forward and backward, on a tiny float32 batch."""
+    from . import ops
+    from .autodiff import value_and_grad
+
+    x = np.zeros((1, 4, 4, 1), dtype=np.float32)
+    conv = {"W": np.zeros((3, 3, 1, 2), dtype=np.float32), "b": np.zeros(2, dtype=np.float32)}
+
+    def images(p):
+        h = ops.conv2d(x, p["W"], p["b"], padding="same", activation="relu")
+        return (ops.max_pool2d(h).sum() + ops.avg_pool2d(ops.conv2d(x, p["W"], p["b"])).sum())
+
+    value_and_grad(images)(conv)
 
 
 def choose_threads(rounds: int = CHOICE_ROUNDS) -> dict:

@@ -88,10 +88,13 @@ class Recognizer:
 
     @cached_property
     def predictor(self):
-        """model.Predictor: one kernel call per drawing or small batch of files."""
-        from ..model import Predictor
+        """model.Predictor for an MLP: one kernel call per drawing or small batch of files;
+        predict_proba for any other network."""
+        from ..model import ModelSpec, Predictor, predict_proba
 
-        return Predictor(self.spec, self.params)
+        if isinstance(self.spec, ModelSpec):
+            return Predictor(self.spec, self.params)
+        return lambda inputs: predict_proba(self.spec, self.params, inputs)
 
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
         """Class probabilities float32 ``(n, 10)`` for network inputs ``(n, 784)`` (or ``(10,)`` for one)."""

@@ -1,0 +1,216 @@
+"""Keras's "Simple MNIST convnet" three ways in one run: our autodiff path, its GEMM floor, Keras.
+
+    python benchmarks/bench_conv.py                 # one epoch of 48,000 images, batch 128
+    python benchmarks/bench_conv.py --steps 60      # 60 steps, scaled to the epoch's 375
+    python benchmarks/bench_conv.py --no-keras
+
+The network: Conv 32 3x3 relu, max-pool 2, Conv 64 3x3 relu, max-pool 2, flatten, dropout 0.5,
+dense 10 (34,826 parameters); Adam, batch 128.
+
+- ours: ``train.train`` (value_and_grad of the loss through ``ops``, then Adam), its
+  ``train_seconds`` for the epoch (validation excluded);
+- floor: the epoch's products as sgemm calls of the same shapes: per step, each convolution's
+  forward (pixels, k) @ (k, c_out), weight gradient (k, pixels) @ (pixels, c_out) and, above the
+  first layer, input gradient (pixels, c_out) @ (c_out, k), with pixels = batch * out_h * out_w
+  and k = 3 * 3 * c_in, and the dense layer's three. Each shape is timed on NumPy's BLAS with
+  its threads and with one (the faster counts), median of repeats, times the steps;
+- Keras: ``model.fit`` in its own process (benchmarks/keras_conv.py), the second epoch (the
+  first includes tracing), on the same images.
+
+Prints GFLOP per epoch, seconds and GFLOP/s of each, Keras/ours and ours/floor, and one image's
+forward latency. Figures move with the machine's load: the script prints ``uptime``'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+
+def convnet():
+    from tinygrad_digits import layers as L
+    from tinygrad_digits.conv_layers import Conv2D, MaxPool2D
+
+    return L.Sequential(
+        Conv2D(32, 3, activation="relu"),
+        MaxPool2D(2),
+        Conv2D(64, 3, activation="relu"),
+        MaxPool2D(2),
+        L.Flatten(),
+        L.Dropout(0.5),
+        L.Dense(10),
+    )
+
+
+def products(batch: int) -> list[tuple[int, int, int]]:
+    """(m, k, n) of every sgemm of one training step of the convnet at this batch size."""
+    conv1, conv2, dense = (batch * 26 * 26, 9, 32), (batch * 11 * 11, 288, 64), (batch, 1600, 10)
+    out = []
+    for i, (pixels, k, c_out) in enumerate((conv1, conv2, dense)):
+        out += [(pixels, k, c_out), (k, pixels, c_out)]  # forward, weight gradient
+        if i > 0:
+            out.append((pixels, c_out, k))  # input gradient
+    return out
+
+
+def gflop(batch: int, steps: int) -> float:
+    return steps * sum(2.0 * m * k * n for m, k, n in products(batch)) / 1e9
+
+
+def floor_seconds(batch: int, steps: int, repeats: int = 15) -> tuple[float, list]:
+    """The epoch's products as sgemm calls of their shapes (see the module doc)."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    total, rows = 0.0, []
+    for m, k, n in products(batch):
+        a = rng.random((m, k), dtype=np.float32)
+        b = rng.random((k, n), dtype=np.float32)
+        out = np.empty((m, n), dtype=np.float32)
+        best = []
+        for limit in (None, 1):
+            with threadpool_limits(limit):
+                np.dot(a, b, out=out)
+                times = []
+                for _ in range(repeats):
+                    started = time.perf_counter()
+                    np.dot(a, b, out=out)
+                    times.append(time.perf_counter() - started)
+                best.append(float(np.median(times)))
+        rows.append(((m, k, n), best))
+        total += min(best)
+    return total * steps, rows
+
+
+def ours_seconds(x, y, batch: int, threads: int | None) -> float:
+    import numba
+
+    from tinygrad_digits import optimizers as O
+    from tinygrad_digits import train as T
+
+    if threads:
+        numba.set_num_threads(threads)
+    model = convnet()
+    params = model.init(np.random.default_rng(0), (28, 28, 1))
+    adam = O.OptimizerConfig("adam", learning_rate=0.001, schedule="constant")
+    warm = T.TrainConfig(epochs=1, batch_size=batch, seed=1)
+    T.train(
+        model,
+        {k: v.copy() for k, v in params.items()},
+        x[: 4 * batch],
+        y[: 4 * batch],
+        x[:0],
+        y[:0],
+        warm,
+        adam,
+    )
+    config = T.TrainConfig(epochs=1, batch_size=batch, seed=0)
+    result = T.train(model, params, x, y, x[:0], y[:0], config, adam)
+    return result.history[0]["train_seconds"]
+
+
+def forward_latency(repeats: int = 300) -> float:
+    """Median seconds of one image's forward pass (no dropout), through model.apply."""
+    model = convnet()
+    params = model.init(np.random.default_rng(0), (28, 28, 1))
+    image = np.random.default_rng(1).random((1, 28, 28, 1), dtype=np.float32)
+    for _ in range(20):
+        model.apply(params, image)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.apply(params, image)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def keras_seconds(x, y, batch: int) -> dict | None:
+    """Keras's second epoch on the same images, in its own process; None if it is missing."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "data.npz"
+        np.savez(path, x=x, y=y)
+        run = subprocess.run(
+            [sys.executable, str(HERE / "keras_conv.py"), str(path), "2", str(batch)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if run.returncode != 0:
+        print(f"keras: failed ({run.stderr.strip().splitlines()[-1:]})")
+        return None
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=None, help="time this many steps, scaled to the epoch")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=None, help="Numba's threads (default: Numba's)")
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=None,
+        help="hold BLAS to this many threads for ours (default: BLAS's)",
+    )
+    parser.add_argument("--no-keras", action="store_true", help="skip the Keras process")
+    args = parser.parse_args()
+
+    from tinygrad_digits.data import load_splits
+
+    splits = load_splits()
+    epoch_images, batch = len(splits.x_train), args.batch_size
+    epoch_steps = -(-epoch_images // batch)
+    n = epoch_images if args.steps is None else min(epoch_images, args.steps * batch)
+    steps = -(-n // batch)
+    scale = epoch_steps / steps
+    x = ((splits.x_train[:n] - 0.13) / 0.31).reshape(-1, 28, 28, 1).astype(np.float32)
+    y = splits.y_train[:n].astype(np.int64)
+    work = gflop(batch, epoch_steps)
+    print(f"Simple MNIST convnet, batch {batch}, {epoch_images} images: {work:.1f} GFLOP per epoch")
+    print(
+        f"timing {steps} steps, scaled by {scale:.2f} to an epoch; Numba's threads: "
+        f"{args.threads or 'default'}, BLAS's for ours: {args.blas_threads or 'default'}; {load()}"
+    )
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(args.blas_threads):
+        ours = ours_seconds(x, y, batch, args.threads) * scale
+        latency = forward_latency()
+    print(f"ours   {ours:7.2f} s/epoch  {work / ours:6.1f} GFLOP/s   ({load()})")
+    floor, rows = floor_seconds(batch, epoch_steps)
+    print(f"floor  {floor:7.2f} s/epoch  {work / floor:6.1f} GFLOP/s   ({load()})")
+    for (m, k, n_), (threaded, one) in rows:
+        print(
+            f"    sgemm ({m}, {k}) @ ({k}, {n_}): {threaded * 1e3:7.2f} ms on BLAS's threads, {one * 1e3:7.2f} on one"
+        )
+    keras = None if args.no_keras else keras_seconds(x, y, batch)
+    if keras is not None:
+        k_epoch = keras["epoch_seconds"][-1] * scale
+        print(
+            f"keras  {k_epoch:7.2f} s/epoch  {work / k_epoch:6.1f} GFLOP/s   (Keras {keras['keras']}, "
+            f"TensorFlow {keras['tensorflow']}; {load()})"
+        )
+        print(f"keras / ours = {k_epoch / ours:.2f}")
+    print(f"ours / floor = {ours / floor:.2f}")
+    print(f"one image's forward pass: {latency * 1e6:.0f} us")
+
+
+if __name__ == "__main__":
+    main()
