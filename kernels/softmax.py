@@ -75,3 +75,12 @@ def softmax_cross_entropy(logits, labels):
     scale = 1.0 / logits.shape[0]
     loss, correct = softmax_cross_entropy_rows(logits, labels, dlogits, scale)
     return loss * scale, dlogits, correct
+
+
+@kernel
+def labels_within(labels, k):
+    """Whether every label lies in [0, k): one pass, no temporary."""
+    for i in range(labels.shape[0]):
+        if labels[i] < 0 or labels[i] >= k:
+            return False
+    return True

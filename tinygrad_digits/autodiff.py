@@ -22,11 +22,17 @@ special: the record is whatever the call did.
 from __future__ import annotations
 
 import functools
+import itertools
+import operator
 from typing import Callable
 
 import numpy as np
 
 from .trees import check_leaf, flatten, is_flat_dict, tree_map, unflatten
+
+
+_SEQUENCE = itertools.count()  # the order values are made in
+_creation = operator.attrgetter("seq")
 
 
 class Primitive:
@@ -37,12 +43,11 @@ class Primitive:
         self.name, self.forward, self.vjp = name, forward, vjp
 
     def __call__(self, *inputs, **attrs):
-        traced = [isinstance(x, Traced) for x in inputs]
-        values = [x.value if t else x for x, t in zip(inputs, traced)]
-        out, saved = self.forward(*values, **attrs)
-        if not any(traced):
-            return out
-        return Traced(out, self, tuple(inputs), saved, tuple(traced))
+        traced = tuple(type(x) is Traced for x in inputs)
+        if True not in traced:
+            return self.forward(*inputs, **attrs)[0]
+        out, saved = self.forward(*[x.value if t else x for x, t in zip(inputs, traced)], **attrs)
+        return Traced(out, self, inputs, saved, traced)
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
@@ -61,11 +66,12 @@ class Traced:
     arrays, for control flow). NumPy functions do not see through it: use ``ops``.
     """
 
-    __slots__ = ("value", "op", "inputs", "saved", "traced")
+    __slots__ = ("value", "op", "inputs", "saved", "traced", "seq")
     __array_ufunc__ = None  # ndarray + Traced calls Traced.__radd__ instead of NumPy's loop
 
     def __init__(self, value, op=None, inputs=(), saved=None, traced=()):
         self.value, self.op, self.inputs, self.saved, self.traced = value, op, inputs, saved, traced
+        self.seq = next(_SEQUENCE)
 
     shape = property(lambda self: np.shape(self.value))
     ndim = property(lambda self: np.ndim(self.value))
@@ -187,17 +193,15 @@ def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
 
 def _backward(out: Traced, leaves: list[Traced]) -> list:
     """Cotangents of every leaf for d(out) = 1: one reverse topological walk, summing."""
-    order, done, stack = [], set(), [(out, False)]
-    while stack:  # iterative depth-first post-order: deep records do not hit the recursion limit
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)  # after every input of it
-            continue
-        if id(node) in done:
-            continue
-        done.add(id(node))
-        stack.append((node, True))
-        stack.extend((x, False) for x, t in zip(node.inputs, node.traced) if t and id(x) not in done)
+    # every node reachable from out, then newest first: a node is made after all its inputs, so
+    # decreasing creation order is a reverse topological order (no recursion, any depth)
+    reached, stack = {id(out): out}, [out]
+    while stack:
+        for x in stack.pop().inputs:
+            if type(x) is Traced and id(x) not in reached:
+                reached[id(x)] = x
+                stack.append(x)
+    order = sorted(reached.values(), key=_creation)
     cotangents = {id(out): np.ones_like(out.value)}
     for node in reversed(order):
         g = cotangents.pop(id(node), None)

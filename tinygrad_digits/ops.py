@@ -210,12 +210,13 @@ def softmax_cross_entropy_forward(logits, labels):
             f"softmax_cross_entropy: expected at least one integer label, "
             f"got {len(labels)} of dtype {labels.dtype}"
         )
-    if labels.min() < 0 or labels.max() >= logits.shape[1]:
+    labels = labels if labels.dtype == np.int64 else labels.astype(np.int64)
+    if not _softmax.labels_within(labels, logits.shape[1]):
         raise ValueError(
             f"softmax_cross_entropy: labels must lie in [0, {logits.shape[1]}), "
             f"got {labels.min()}..{labels.max()}"
         )
-    loss, dlogits, _ = _softmax.softmax_cross_entropy(logits, labels.astype(np.int64, copy=False))
+    loss, dlogits, _ = _softmax.softmax_cross_entropy(logits, labels)
     return np.float64(loss), dlogits
 
 
