@@ -158,13 +158,14 @@ class FusedSteps:
         self.seconds = {}  # parallel (bool): seconds per step of that kernel's last timed run
         self._loaded, self._chunks = set(), 0
         self._every, self._probe_at = PROBE_EVERY[0], PROBE_EVERY[0]
-        background, count = _background(self.x) if USE_SPARSE else (0, 0)  # two passes over x: only if used
+        sparse = USE_SPARSE and self.x.shape[1] <= _sparse.MAX_COLUMNS
+        background, count = _background(self.x) if sparse else (0, 0)  # two passes over x: only if used
         self.background = dtype.type(background)
-        self.sparse = USE_SPARSE and count >= SPARSE_MIN_BACKGROUND * self.x.size > 0
+        self.sparse = sparse and count >= SPARSE_MIN_BACKGROUND * self.x.size > 0
         if self.sparse:
             csr = _sparse.csr_rows(self.x, self.background)
         else:
-            csr = (np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, dtype))
+            csr = (np.zeros(1, np.int64), np.zeros(0, np.uint16), np.zeros(0, dtype))
         widest = int(self.layout[:, 2].max())
         share = -(-batch // parts) * d_in if self.sparse else 0  # a part's rows' first-layer entries
         self.data = _steps.TrainingSet(self.x, self.y, self.sparse, *csr, self.background)
@@ -305,6 +306,11 @@ def _background(x: np.ndarray):
     input's first value (an image's corner), the more frequent."""
     if x.size == 0:
         return x.dtype.type(0), 0
-    counts = [(int(np.count_nonzero(x == value)), value) for value in (x.min(), x.flat[0])]
-    count, value = max(counts, key=lambda c: c[0])
-    return value, count
+    rows = max(1, (1 << 20) // max(1, x.shape[1]))  # a block of rows at a time: no x-sized temporary
+
+    def count(value) -> int:
+        return sum(int(np.count_nonzero(x[i : i + rows] == value)) for i in range(0, len(x), rows))
+
+    counts = [(count(value), value) for value in (x.min(), x.flat[0])]
+    count_, value = max(counts, key=lambda c: c[0])
+    return value, count_

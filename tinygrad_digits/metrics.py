@@ -33,6 +33,7 @@ def evaluate(spec, params, images: np.ndarray, labels: np.ndarray) -> dict:
     images (n, inputs), labels (n,). Returns plain Python types, ready for JSON.
     """
     from . import model as M
+    from .data_cache import release_rows
     from .train import evaluate_loss_accuracy
 
     labels = np.asarray(labels, dtype=np.int64)
@@ -43,6 +44,7 @@ def evaluate(spec, params, images: np.ndarray, labels: np.ndarray) -> dict:
         loss, _ = evaluate_loss_accuracy(spec, params, x, labels[start : start + CHUNK])
         total += loss * len(x)
         predictions[start : start + CHUNK] = np.argmax(M.predict_proba(spec, params, images[start : start + CHUNK]), 1)
+        release_rows(images, start, start + CHUNK)  # a memory-mapped set: its pages may go
     loss = total / len(labels) if len(labels) else float("nan")
     accuracy = float(np.mean(predictions == labels)) if len(labels) else float("nan")
     confusion = confusion_matrix(labels, predictions, spec.outputs)
