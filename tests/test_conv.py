@@ -92,7 +92,7 @@ def test_conv2d_forward_matches_numpy(shape, kernel, c_out, padding, stride, dty
     assert y.dtype == dtype and y.shape == expected.shape
     tol = 1e-4 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(y, expected, rtol=tol, atol=tol)
-    relu = ops.conv2d(x, W, b, padding, stride, activation="relu")  # the positional order
+    relu = ops.conv2d(x, W, b, padding, stride, activation="relu")  # the public signature's positional order
     np.testing.assert_allclose(relu, np.maximum(expected, 0), rtol=tol, atol=tol)
 
 
