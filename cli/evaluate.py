@@ -27,6 +27,8 @@ def evaluate(model, data, plot, misclassified, as_json):
     path = app.resolve_model(model)
     opt.check_paths({"--plot": plot, "--misclassified": misclassified}, inputs={"the model": path})
     spec, params, header = load_model(path)
+    if spec.inputs != 784 or spec.outputs != 10:  # MNIST's images and classes
+        raise click.ClickException(f"{path}: expected a 784-input, 10-class model, got {spec.describe()}")
     seed = header.get("training", {}).get("seed", 0)
     splits = opt.load_data(data, seed, as_json)
     result = metrics.evaluate(spec, params, splits.x_test, splits.y_test)

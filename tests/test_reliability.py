@@ -373,3 +373,15 @@ def test_sigint_at_random_points_ends_with_one_line_and_a_valid_model(tmp_path, 
         _, params, header = load_model(out)
         assert header["stopped"].startswith("interrupted")
         assert "test accuracy" in stdout and "model saved" in stdout  # the summary
+
+
+@pytest.mark.parametrize("inputs, outputs", [(784, 5), (100, 10)])
+def test_evaluating_a_model_that_is_not_784_in_10_out_is_one_line_naming_it(tmp_path, inputs, outputs):
+    """Labels 5-9 must never reach a 5-class loss (they would index past its rows)."""
+    from tinygrad_digits import model as M
+    from tinygrad_digits.modelfile import save_model
+
+    spec = M.ModelSpec(hidden=(8,), inputs=inputs, outputs=outputs, input_mean=0.13, input_std=0.31)
+    path = save_model(tmp_path / "odd.npz", spec, M.init_params(spec, np.random.default_rng(0)))
+    result = run("evaluate", path, "--data", MNIST_DIR)
+    assert_one_line_error(result, 1, str(path), "expected a 784-input, 10-class model")
