@@ -17,6 +17,23 @@ from tinygrad_digits.apps.bench import BenchError
 PROBE = Path(__file__).resolve().parent / "startup_probe.py"
 
 
+def peak_memory(env) -> float | None:
+    """Peak resident size, in MiB, of ``digits train --hidden 128 --act relu`` (warm kernels, no
+    plot, the model in a temporary folder), read from the kernel's accounting of a child process."""
+    digits = Path(sys.executable).parent / "digits"
+    if not digits.exists():
+        return None
+    with tempfile.TemporaryDirectory(prefix="digits-bench-peak-") as folder:
+        probe = ("import resource, subprocess, sys\n"
+                 "done = subprocess.run(sys.argv[1:], capture_output=True)\n"
+                 "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+        command = [sys.executable, "-c", probe, str(digits), "train", "--hidden", "128", "--act", "relu",
+                   "--no-plot", "--out", str(Path(folder) / "m.npz")]
+        done = subprocess.run(command, env={**env, "XDG_DATA_HOME": folder}, capture_output=True, text=True)
+        code, kib = done.stdout.split()
+        return int(kib) / 1024 if code == "0" else None
+
+
 def startup(log) -> dict:
     """Cold compile (an empty NUMBA_CACHE_DIR), warm start of training, and digits --help.
 
@@ -43,6 +60,8 @@ def startup(log) -> dict:
         warm = [run(env, "training") for _ in range(5)]
         result["warm"] = {k: float(np.median([w[k] for w in warm])) for k in warm[0] if k != "cached"}
         result["warm"]["cached"] = all(w["cached"] for w in warm)
+        log("start-up: peak memory of the default digits train")
+        result["peak_train_mib"] = peak_memory(env)
     digits = Path(sys.executable).parent / "digits"
     if digits.exists():
         walls = []
