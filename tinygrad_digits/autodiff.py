@@ -28,6 +28,7 @@ from typing import Callable
 
 import numpy as np
 
+from .cotangents import own, unbroadcast
 from .trees import check_leaf, flatten, is_flat_dict, tree_map, unflatten
 
 
@@ -177,20 +178,6 @@ def _ops():
     return ops
 
 
-def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
-    """Sum g over the axes that broadcasting added or stretched, back to ``shape``."""
-    if type(g) is not np.ndarray:
-        g = np.asarray(g)
-    if g.shape == shape:
-        return g
-    while g.ndim > len(shape):
-        g = g.sum(axis=0)
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
-    if stretched:
-        g = g.sum(axis=stretched, keepdims=True)
-    return g.reshape(shape)
-
-
 def _backward(out: Traced, leaves: list[Traced]) -> list:
     """Cotangents of every leaf for d(out) = 1: one reverse topological walk, summing."""
     # every node reachable from out, then newest first: a node is made after all its inputs, so
@@ -214,30 +201,13 @@ def _backward(out: Traced, leaves: list[Traced]) -> list:
             if not t:
                 continue
             value = x.value
-            part = _unbroadcast(part, value.shape if type(value) is np.ndarray else np.shape(value))
+            part = unbroadcast(part, value.shape if type(value) is np.ndarray else np.shape(value))
             key = id(x)
             if key in cotangents:
                 cotangents[key] = cotangents[key] + part
             else:
                 cotangents[key] = part
     return [cotangents.get(id(leaf)) for leaf in leaves]
-
-
-def _own(g, like: np.ndarray, owned: set) -> np.ndarray:
-    """g as a writable array with like's dtype and shape that shares no memory with another
-    gradient: a cotangent may be a read-only broadcast view, or the same memory as another
-    input's (add passes g to both sides). Fresh arrays, as the kernels return, are not copied."""
-    if type(g) is not np.ndarray or g.dtype != like.dtype:
-        g = np.asarray(g, dtype=like.dtype)
-    if g.shape != like.shape:
-        g = g.reshape(like.shape)
-    root = g
-    while type(root.base) is np.ndarray:
-        root = root.base
-    if id(root) in owned or not g.flags.writeable or (0 in g.strides and g.size > 1):
-        g = root = np.array(g, dtype=like.dtype, order="C")
-    owned.add(id(root))
-    return g
 
 
 def value_and_grad(fun: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
@@ -284,7 +254,7 @@ def value_and_grad(fun: Callable, argnums: int | tuple[int, ...] = 0, has_aux: b
         grads, owned = [], set()
         for tree, traced in zip(trees, leaves):
             cast = [
-                np.zeros_like(t.value) if g is None else _own(g, t.value, owned)
+                np.zeros_like(t.value) if g is None else own(g, t.value, owned)
                 for t, g in zip(traced, found)
             ]
             grads.append(dict(zip(tree, cast)) if is_flat_dict(tree) else unflatten(tree, iter(cast)))

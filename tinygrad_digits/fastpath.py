@@ -3,7 +3,7 @@
 It trains a *dense chain*: a model that is nothing but dense layers, each with an activation the
 kernels know, ending in logits for the default loss, softmax cross-entropy. The chain is a tuple
 of ``(weight key, bias key, activation name)``, one per layer, and one leaky_relu ``alpha`` for
-all; ``dense_chain`` finds it in a model of layers, reading each Sequential's names for its
+all; ``chain.dense_chain`` finds it in a model of layers, reading each Sequential's names for its
 children's parameters. A run here gives the general path's parameters to float32 rounding.
 
 The steps run in kernels/steps.train_steps, in this thread, or in
@@ -29,20 +29,16 @@ import time
 
 import numpy as np
 
-from . import layers
 from . import optimizers as O
+from .chain import ACTIVATION_CODES, dense_chain, flat_layout  # noqa: F401 (the fused path's reading of a model)
 from .kernels import fused as _fused
 from .kernels import sparse as _sparse
 from .kernels import steps as _steps
-from .kernels.activations import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
 
 USE_FUSED = True  # False forces the general path (tests and benchmarks compare the two)
 USE_PARALLEL = None  # None: as warm-up measured (module doc); True / False force the parallel / one-thread kernel
 USE_SPARSE = True  # False keeps the parallel path's first layer dense
 SPARSE_MIN_BACKGROUND = 0.5  # the fraction of background inputs from which the sparse first layer pays
-IDENTITY_NAME = "identity"  # a dense layer without activation
-ACTIVATION_CODES = {IDENTITY_NAME: IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU, "sigmoid": SIGMOID,
-                    "tanh": TANH}
 _RULES = {"sgd": _fused.SGD, "momentum": _fused.MOMENTUM, "adam": _fused.ADAM}
 # OptimizerConfig's fields the kernels implement; a config with any other trains on the general path
 _OPTIMIZER_FIELDS = {"name", "learning_rate", "schedule", "total_steps", "weight_decay", "momentum", "beta1",
@@ -54,28 +50,6 @@ PROBE_STEPS = 4  # steps of such a run, and of each kernel's first (its load) ru
 # parallel step stalls while another process holds a core, the one-thread kernel never does
 PARALLEL_MARGIN = 0.9
 _clock = time.perf_counter
-
-
-def dense_chain(model):
-    """``(chain, alpha)`` when the model is only dense layers (fastpath's fused kernels), else
-    None. chain: ((weight key, bias key, activation), ...); an Activation right after a Dense
-    without one is folded into it; dropout of rate 0 is skipped. alpha: the one leaky_relu alpha."""
-    if not isinstance(model, layers.Sequential):
-        return None
-    chain, alphas = [], set()
-    for name, layer in zip(model.names, model.layers):
-        if isinstance(layer, layers.Dense):
-            chain.append([f"{name}.W", f"{name}.b", layer.activation or IDENTITY_NAME])
-            alphas.add(layer.alpha if layer.activation == "leaky_relu" else None)
-        elif isinstance(layer, layers.Activation) and chain and chain[-1][2] == IDENTITY_NAME:
-            chain[-1][2] = layer.name
-            alphas.add(layer.alpha if layer.name == "leaky_relu" else None)
-        elif not (isinstance(layer, layers.Dropout) and layer.rate == 0):
-            return None
-    alphas.discard(None)
-    if not chain or len(alphas) > 1:
-        return None
-    return tuple(map(tuple, chain)), (alphas.pop() if alphas else 0.1)
 
 
 def fusable(chain, params: dict, optimizer) -> bool:
@@ -92,21 +66,6 @@ def fusable(chain, params: dict, optimizer) -> bool:
         return False
     return all(params[key].dtype == np.float32 for key in keys) and all(
         params[w].ndim == 2 and params[b].shape == params[w].shape[1:] for w, b, _ in chain)
-
-
-def flat_layout(chain, params: dict, rows: int):
-    """Where the fused kernels (kernels/fused.py) find every layer in flat buffers, for ``rows``
-    inputs at a time: (layout (L, 6) int64, [(param key, offset, size)], params size, outputs
-    size)."""
-    layout, keys, size, out_size = [], [], 0, 0
-    for w_key, b_key, act in chain:
-        fan_in, fan_out = params[w_key].shape
-        w_at, b_at = size, size + fan_in * fan_out
-        size = b_at + fan_out
-        layout.append((w_at, fan_in, fan_out, b_at, out_size, ACTIVATION_CODES[act]))
-        out_size += rows * fan_out
-        keys += [(w_key, w_at, fan_in * fan_out), (b_key, b_at, fan_out)]
-    return np.array(layout, dtype=np.int64), keys, size, out_size
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:

@@ -263,14 +263,6 @@ class Residual(Layer):
         return f"Residual({self.block!r})"
 
 
-def param_shapes(model: Layer, input_shape, dtype=np.float32) -> dict:
-    """{key: shape} of the params ``model.init`` makes for ``input_shape``, allocating nothing big."""
-    shapes = {}
-    for key, value in model.init(_ShapeRng(), input_shape, dtype).items():
-        shapes[key] = value.shape
-    return shapes
-
-
 class _ShapeRng:
     """A stand-in generator for param_shapes: broadcast zeros of the asked shape, no memory."""
 
@@ -281,48 +273,11 @@ class _ShapeRng:
         return np.broadcast_to(np.float32(0), size)
 
 
-def check_params(model: Layer, params: dict, input_shape) -> None:
-    """ValueError unless params has exactly the keys and shapes model.init makes."""
-    expected = param_shapes(model, input_shape)
-    missing, extra = sorted(set(expected) - set(params)), sorted(set(params) - set(expected))
-    if missing or extra:
-        raise ValueError(f"parameters do not fit the model: missing {missing}, extra {extra}")
-    for key, shape in expected.items():
-        if np.shape(params[key]) != shape:
-            raise ValueError(f"parameter {key} has shape {np.shape(params[key])}, expected {shape}")
-
-
 _TYPES = {cls.__name__: cls for cls in (Dense, Activation, Dropout, Flatten)}
 
 
-def from_json(data, depth: int = 0) -> Layer:
-    """The layer a ``to_json`` dict describes (a list is a Sequential's layers). ValueError if
-    it is not one."""
-    if depth > MAX_DEPTH:
-        raise ValueError(f"architecture nested deeper than {MAX_DEPTH} levels")
-    if isinstance(data, list):
-        return Sequential(*[from_json(item, depth + 1) for item in data])
-    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-        raise ValueError(f"a layer must be an object with a type, got {str(data)[:60]}")
-    fields = {k: v for k, v in data.items() if k != "type"}
-    kind = data["type"]
-    if kind == "Sequential":
-        if set(fields) != {"layers"} or not isinstance(fields["layers"], list):
-            raise ValueError(f"Sequential: expected one field, layers (a list), got {sorted(fields)}")
-        return from_json(fields["layers"], depth)  # the list's items are one level down, as for a bare list
-    if kind == "Residual":
-        if set(fields) != {"block"}:
-            raise ValueError(f"Residual: expected one field, block, got {sorted(fields)}")
-        return Residual(from_json(fields["block"], depth + 1))
-    if kind not in _TYPES:
-        raise ValueError(
-            f"unknown layer type {kind!r}: expected one of {', '.join([*_TYPES, 'Sequential', 'Residual'])}"
-        )
-    try:
-        return _TYPES[kind](**fields)
-    except TypeError as e:
-        raise ValueError(f"{kind}: {e}".replace("__init__() ", "")) from None
-
+# Reading architectures (from_json, and the params they need), in architecture.py
+from .architecture import check_params, from_json, param_shapes  # noqa: E402, F401
 
 # The image layers live in conv_layers.py, which adds them to _TYPES (it imports this module:
 # a plain module import here works whichever of the two is imported first).

@@ -28,6 +28,7 @@ import numpy as np
 from . import fastpath, layers, ops
 from . import optimizers as O
 from .autodiff import value_and_grad
+from .divergence import Best, gone_wrong
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def train(
     n = len(x_train)
     result = TrainResult(params)
     good = {k: v.copy() for k, v in params.items()}  # the best epoch's params (the initial ones at first)
-    best = _Best()
+    best = Best()
     fused = _fused_steps(model, params, x_train, y_train, config, optimizer, augment, loss)
     step = _GeneralStep(apply, loss, params, optimizer, state, augment, noise, x_train.dtype)
     blas = _one_blas_thread if network is not None and _has_images(network) else contextlib.nullcontext
@@ -190,7 +191,7 @@ def train(
                     "seconds": time.perf_counter() - started,
                     "train_seconds": trained,
                 }
-                why = _gone_wrong(record, result.history, classes if loss is None and len(x_val) else None)
+                why = gone_wrong(record, result.history, classes if loss is None and len(x_val) else None)
             else:
                 at, value = diverged
                 why = f"the loss became {value} at epoch {epoch}, step {at + 1}"
@@ -216,43 +217,6 @@ def train(
             result.stopped = f"interrupted during epoch {epoch}, after {tally.seen} of {n} images"
             return result
     return result
-
-
-CLIMB = 3.0  # a training loss this many times the first epoch's has diverged
-CHANCE = 1.2  # validation accuracy within this factor of chance (1 / classes) has learned nothing
-FAR_WORSE = 10.0  # ... if it was above chance before, or its loss is this many times a uniform guess's
-
-
-def _gone_wrong(record: dict, history: list, classes: int | None) -> str | None:
-    """Why an epoch that stayed finite has diverged all the same, or None: its training loss
-    climbed far above the first epoch's, or its validation accuracy (cross-entropy with
-    ``classes`` classes) is at chance where it was above it before, or is at chance with a loss
-    far worse than a uniform guess's (log classes)."""
-    if history and record["train_loss"] > CLIMB * max(history[0]["train_loss"], 1e-12):
-        return (f"the training loss climbed to {record['train_loss']:.4g} at epoch {record['epoch']}, "
-                f"from {history[0]['train_loss']:.4g} in the first")
-    chance = CHANCE / classes if classes else None
-    if chance is not None and record["val_accuracy"] <= chance:
-        learned = any(r["val_accuracy"] > 2 * chance for r in history)
-        if learned or record["val_loss"] >= FAR_WORSE * math.log(classes):
-            return (f"validation accuracy fell to chance ({record['val_accuracy']:.2%}, loss "
-                    f"{record['val_loss']:.4g}) at epoch {record['epoch']}")
-    return None
-
-
-class _Best:
-    """The best epoch so far: by validation accuracy where there is one, else by training loss."""
-
-    def __init__(self):
-        self.epoch, self.score = 0, -math.inf
-
-    def improved_by(self, record: dict) -> bool:
-        accuracy = record["val_accuracy"]
-        score = accuracy if math.isfinite(accuracy) else -record["train_loss"]
-        if score >= self.score:
-            self.epoch, self.score = record["epoch"], score
-            return True
-        return False
 
 
 def _has_images(layer) -> bool:
