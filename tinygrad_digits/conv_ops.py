@@ -20,9 +20,22 @@ import numpy as np
 
 from .autodiff import Primitive
 from .kernels import conv as _conv
+from .kernels import pool as _pool
 
 PADDINGS = ("valid", "same")
 CHUNK_ROWS = 1024  # output pixels per chunk of images: their window rows stay in cache
+PARALLEL_ROWS = 4 * CHUNK_ROWS  # convolutions with fewer output pixels run in the calling thread
+PARALLEL_VALUES = 64 * CHUNK_ROWS  # pools with fewer output values too (a pool is cheap per value)
+USE_PARALLEL = True  # False: every image kernel in the calling thread (for comparisons)
+
+
+def _parts(rows: int, least: int = PARALLEL_ROWS) -> int:
+    """How many threads share a kernel over ``rows`` output rows: Numba's, for at least ``least``."""
+    if not USE_PARALLEL or rows < least:
+        return 1
+    import numba
+
+    return max(1, min(numba.get_num_threads(), rows // CHUNK_ROWS))
 
 
 def _blas_controller():
@@ -45,15 +58,15 @@ def _one_blas_thread():
 _LOCAL = threading.local()  # each Python thread's scratch, reused from call to call
 
 
-def _scratch(dtype, size: int) -> np.ndarray:
-    """A 1-D scratch array of at least ``size`` for the kernels' chunks, grown as needed."""
+def _scratch(dtype, parts: int, size: int) -> np.ndarray:
+    """A (parts, >= size) scratch array for the kernels' chunks, one row per thread, grown as needed."""
     rooms = getattr(_LOCAL, "rooms", None)
     if rooms is None:
         rooms = _LOCAL.rooms = {}
     room = rooms.get(np.dtype(dtype))
-    if room is None or room.size < size:
-        room = rooms[np.dtype(dtype)] = np.empty(size, dtype=dtype)
-    return room
+    if room is None or room.size < parts * size:
+        room = rooms[np.dtype(dtype)] = np.empty(parts * size, dtype=dtype)
+    return room[: parts * size].reshape(parts, size)
 
 
 def conv_geometry(height: int, width: int, kh: int, kw: int, padding: str, stride: int):
@@ -104,22 +117,29 @@ def conv2d_forward(
     geometry = (kh, kw, int(stride), top, left, oh, ow)
     code = activation_code(activation)
     w2 = W.reshape(kh * kw * c_in, c_out)
-    scratch = _scratch(x.dtype, min(n, per_chunk) * oh * ow * kh * kw * c_in)
+    rows = x.reshape(n, height, width * c_in)
+    parts = _parts(n * oh * ow)
+    scratch = _scratch(x.dtype, parts, min(n, per_chunk) * oh * ow * kh * kw * c_in)
+    forward = _conv.conv_forward_parallel if parts > 1 else _conv.conv_forward
     with _one_blas_thread():
-        y = _conv.conv_forward(x, w2, b, *geometry, code, float(alpha), per_chunk, scratch)
-    return y.reshape(n, oh, ow, c_out), (x, w2, y, code, float(alpha), geometry, per_chunk)
+        y = forward(rows, c_in, w2, b, *geometry, code, float(alpha), per_chunk, scratch)
+    return y.reshape(n, oh, ow, c_out), (rows, c_in, w2, y, code, float(alpha), geometry, per_chunk)
 
 
 def conv2d_vjp(saved, g, needs):
-    x, w2, y, code, alpha, geometry, per_chunk = saved
+    rows, c_in, w2, y, code, alpha, geometry, per_chunk = saved
     dy = _c(np.asarray(g, dtype=y.dtype)).reshape(y.shape)
     k, m = w2.shape
-    scratch = _scratch(y.dtype, min(len(x), per_chunk) * geometry[5] * geometry[6] * (2 * k + m))
+    parts = _parts(len(y))
+    scratch = _scratch(y.dtype, parts, min(len(rows), per_chunk) * geometry[5] * geometry[6] * (2 * k + m))
+    backward = _conv.conv_backward_parallel if parts > 1 else _conv.conv_backward
     with _one_blas_thread():
-        dx, dw, db = _conv.conv_backward(
-            x, w2, y, dy, *geometry, code, alpha, bool(needs[0]), per_chunk, scratch
+        dx, dw, db = backward(
+            rows, c_in, w2, y, dy, *geometry, code, alpha, bool(needs[0]), per_chunk, scratch
         )
-    return (dx if needs[0] else None), dw.reshape(geometry[0], geometry[1], x.shape[3], -1), db
+    n, height = rows.shape[:2]
+    dx = dx.reshape(n, height, -1, c_in) if needs[0] else None
+    return dx, dw.reshape(geometry[0], geometry[1], c_in, -1), db
 
 
 conv2d_op = Primitive("conv2d", conv2d_forward, conv2d_vjp)
@@ -140,20 +160,27 @@ def _check_pool(op: str, x, size):
         raise ValueError(f"{op}: expected x (n, height, width, channels) with sides >= {size}, got {x.shape}")
 
 
+def _pooling(name: str, outputs: int):
+    """The pooling kernel ``name`` of kernels/pool.py, its parallel twin for enough outputs."""
+    return getattr(_pool, name + "_parallel" if _parts(outputs, PARALLEL_VALUES) > 1 else name)
+
+
 def max_pool2d_forward(x, size: int = 2):
     """y (n, height // size, width // size, c): each non-overlapping size x size window's
     maximum; the rows and columns past the last whole window are dropped (Keras's 'valid')."""
     (x,) = _float("max_pool2d", x)
     _check_pool("max_pool2d", x, size)
-    y = _conv.max_pool_forward(x, int(size))
-    return y, (x, y, int(size))
+    size = int(size)
+    n, h, w, c = x.shape
+    at = np.empty((n, h // size, w // size, c), dtype=np.int8 if size * size <= 127 else np.int32)
+    return _pooling("max_pool_forward", at.size)(x, size, at), (at, h, w, size, x.dtype)
 
 
 def max_pool2d_vjp(saved, g, needs):
     """The gradient of each window goes to its FIRST maximum (row-major order within the
     window), as ties must pick one: TensorFlow's MaxPoolGrad picks one too."""
-    x, y, size = saved
-    return (_conv.max_pool_backward(x, y, _c(np.asarray(g, dtype=y.dtype)), size),)
+    at, h, w, size, dtype = saved
+    return (_pooling("max_pool_backward", at.size)(_c(np.asarray(g, dtype=dtype)), at, h, w, size),)
 
 
 max_pool2d_op = Primitive("max_pool2d", max_pool2d_forward, max_pool2d_vjp)
@@ -164,12 +191,16 @@ def avg_pool2d_forward(x, size: int = 2):
     the edge past the last whole window dropped (Keras's 'valid')."""
     (x,) = _float("avg_pool2d", x)
     _check_pool("avg_pool2d", x, size)
-    return _conv.avg_pool_forward(x, int(size)), (x.shape[1], x.shape[2], int(size), x.dtype)
+    size = int(size)
+    n, h, w, c = x.shape
+    y = _pooling("avg_pool_forward", n * (h // size) * (w // size) * c)(x, size)
+    return y, (h, w, size, x.dtype)
 
 
 def avg_pool2d_vjp(saved, g, needs):
     h, w, size, dtype = saved
-    return (_conv.avg_pool_backward(_c(np.asarray(g, dtype=dtype)), h, w, size),)
+    g = _c(np.asarray(g, dtype=dtype))
+    return (_pooling("avg_pool_backward", g.size)(g, h, w, size),)
 
 
 avg_pool2d_op = Primitive("avg_pool2d", avg_pool2d_forward, avg_pool2d_vjp)
