@@ -17,8 +17,8 @@ order at the end. The loop is written once and compiled twice, as the training k
 range there), ``conv_forward_parallel`` / ``conv_backward_parallel`` over Numba's threads. Each
 part calls np.dot on its chunks, so BLAS must be held to one thread meanwhile (the caller does
 it): BLAS's own threads are slower for these thin products (k = 9 for a first layer) and would
-fight ours for the cores. The forward pass gives the same bits for any ``parts``; the backward
-pass's dw and db are sums in another order with another ``parts``, equal to rounding.
+fight ours for the cores. Both passes give the same bits for any ``parts``: the backward pass
+keeps each chunk's share of dw and db and adds them up in chunk order.
 """
 
 import numpy as np
@@ -148,15 +148,16 @@ def _backward(x, c, w, y, dy, kh, kw, stride, pad_top, pad_left, oh, ow, act, al
     """(dx (x's shape, or (0, 0, 0) when need_dx is False), dw (k, c_out), db (c_out,)) of
     y = act(im2col(x) @ w + b), from y and dy (n * oh * ow, c_out). Per chunk of images (the
     forward's): dz = dy * act'(y), the window rows again (im2col is cheaper than keeping them),
-    dw += cols^T @ dz and dx += col2im(dz @ w^T). scratch (parts, at least per_chunk * oh * ow *
-    (2 k + c_out)). db accumulates in float64."""
+    the chunk's cols^T @ dz and dx += col2im(dz @ w^T). scratch (parts, at least per_chunk * oh *
+    ow * (2 k + c_out)). The chunks' dw and db (float64) are added up in chunk order at the end,
+    so that any ``parts`` gives the same bits."""
     n, k, m = x.shape[0], w.shape[0], w.shape[1]
     pixels = oh * ow
     dx = np.zeros(x.shape if need_dx else (0, 0, 0), dtype=x.dtype)
     chunks = (n + per_chunk - 1) // per_chunk
     parts = scratch.shape[0]
-    dws = np.zeros((parts, k, m), dtype=x.dtype)
-    dbs = np.zeros((parts, m), dtype=np.float64)
+    dws = np.empty((chunks, k, m), dtype=x.dtype)
+    dbs = np.zeros((chunks, m), dtype=np.float64)
     for p in prange(parts):
         for chunk in range(p * chunks // parts, (p + 1) * chunks // parts):
             img0 = chunk * per_chunk
@@ -164,18 +165,18 @@ def _backward(x, c, w, y, dy, kh, kw, stride, pad_top, pad_left, oh, ow, act, al
             rows = (img1 - img0) * pixels
             cols = scratch[p, : rows * k].reshape((rows, k))
             dz = scratch[p, rows * k : rows * (k + m)].reshape((rows, m))
-            _delta(y[img0 * pixels : img1 * pixels], dy[img0 * pixels : img1 * pixels], act, alpha, dz, dbs[p])
+            _delta(y[img0 * pixels : img1 * pixels], dy[img0 * pixels : img1 * pixels], act, alpha, dz, dbs[chunk])
             im2col(x, c, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, cols)
-            dws[p] += np.dot(cols.T, dz)
+            np.dot(cols.T, dz, dws[chunk])
             if need_dx:
                 dcols = scratch[p, rows * (k + m) : rows * (2 * k + m)].reshape((rows, k))
                 np.dot(dz, w.T, dcols)
                 col2im(dcols, c, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, dx)
     dw = dws[0].copy()
     db = dbs[0].copy()
-    for p in range(1, parts):
-        dw += dws[p]
-        db += dbs[p]
+    for chunk in range(1, chunks):
+        dw += dws[chunk]
+        db += dbs[chunk]
     return dx, dw, db.astype(x.dtype)
 
 

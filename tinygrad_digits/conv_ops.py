@@ -9,6 +9,11 @@ A convolution is ``im2col`` (each output pixel's window as one row), one BLAS pr
 filters as a (kh * kw * c_in, c_out) matrix, and the bias and activation in one pass; its VJP
 is two products (dW = cols^T @ dz, dcols = dz @ W^T) and ``col2im``, which sums the window rows
 back onto the pixels.
+
+Every image kernel has two compilations with the same arithmetic to the bit: one in the calling
+thread and one over Numba's threads. For a batch's worth of work, ``CHOICE`` (thread_choice)
+calls whichever is faster at the moment, so that a core taken by another process costs a little
+time instead of a stall; a single image always runs in the calling thread.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import threading
 import numpy as np
 
 from .autodiff import Primitive
+from .thread_choice import ThreadChoice
 from .kernels import conv as _conv
 from .kernels import pool as _pool
 
@@ -26,16 +32,26 @@ PADDINGS = ("valid", "same")
 CHUNK_ROWS = 1024  # output pixels per chunk of images: their window rows stay in cache
 PARALLEL_ROWS = 4 * CHUNK_ROWS  # convolutions with fewer output pixels run in the calling thread
 PARALLEL_VALUES = 64 * CHUNK_ROWS  # pools with fewer output values too (a pool is cheap per value)
-USE_PARALLEL = True  # False: every image kernel in the calling thread (for comparisons)
+USE_PARALLEL = None  # None: the faster at the moment (thread_choice); True / False force threads / one thread
+CHOICE = ThreadChoice()
 
 
-def _parts(rows: int, least: int = PARALLEL_ROWS) -> int:
-    """How many threads share a kernel over ``rows`` output rows: Numba's, for at least ``least``."""
-    if not USE_PARALLEL or rows < least:
+def _threads(work: int, least: int) -> int:
+    """How many threads a kernel over ``work`` outputs may use: Numba's, for at least ``least``."""
+    if USE_PARALLEL is False or work < least:
         return 1
     import numba
 
-    return max(1, min(numba.get_num_threads(), rows // CHUNK_ROWS))
+    return numba.get_num_threads()
+
+
+def _run(name: str, work: int, least: int, run, *site):
+    """``run(threads)``, threads 1 or Numba's: chosen by CHOICE for the call site (name, work,
+    *site), unless USE_PARALLEL forces it or the work is too small to share."""
+    threads = _threads(work, least)
+    if threads == 1 or USE_PARALLEL:
+        return run(threads)
+    return CHOICE.call((name, work, *site), lambda parallel: run(threads if parallel else 1))
 
 
 def _blas_controller():
@@ -118,11 +134,15 @@ def conv2d_forward(
     code = activation_code(activation)
     w2 = W.reshape(kh * kw * c_in, c_out)
     rows = x.reshape(n, height, width * c_in)
-    parts = _parts(n * oh * ow)
-    scratch = _scratch(x.dtype, parts, min(n, per_chunk) * oh * ow * kh * kw * c_in)
-    forward = _conv.conv_forward_parallel if parts > 1 else _conv.conv_forward
+    size = min(n, per_chunk) * oh * ow * kh * kw * c_in
+
+    def run(parts):
+        forward = _conv.conv_forward_parallel if parts > 1 else _conv.conv_forward
+        scratch = _scratch(x.dtype, parts, size)
+        return forward(rows, c_in, w2, b, *geometry, code, float(alpha), per_chunk, scratch)
+
     with _one_blas_thread():
-        y = forward(rows, c_in, w2, b, *geometry, code, float(alpha), per_chunk, scratch)
+        y = _run("conv_forward", n * oh * ow, PARALLEL_ROWS, run, w2.shape)
     return y.reshape(n, oh, ow, c_out), (rows, c_in, w2, y, code, float(alpha), geometry, per_chunk)
 
 
@@ -130,13 +150,15 @@ def conv2d_vjp(saved, g, needs):
     rows, c_in, w2, y, code, alpha, geometry, per_chunk = saved
     dy = _c(np.asarray(g, dtype=y.dtype)).reshape(y.shape)
     k, m = w2.shape
-    parts = _parts(len(y))
-    scratch = _scratch(y.dtype, parts, min(len(rows), per_chunk) * geometry[5] * geometry[6] * (2 * k + m))
-    backward = _conv.conv_backward_parallel if parts > 1 else _conv.conv_backward
+    size = min(len(rows), per_chunk) * geometry[5] * geometry[6] * (2 * k + m)
+
+    def run(parts):
+        backward = _conv.conv_backward_parallel if parts > 1 else _conv.conv_backward
+        scratch = _scratch(y.dtype, parts, size)
+        return backward(rows, c_in, w2, y, dy, *geometry, code, alpha, bool(needs[0]), per_chunk, scratch)
+
     with _one_blas_thread():
-        dx, dw, db = backward(
-            rows, c_in, w2, y, dy, *geometry, code, alpha, bool(needs[0]), per_chunk, scratch
-        )
+        dx, dw, db = _run("conv_backward", len(y), PARALLEL_ROWS, run, w2.shape, bool(needs[0]))
     n, height = rows.shape[:2]
     dx = dx.reshape(n, height, -1, c_in) if needs[0] else None
     return dx, dw.reshape(geometry[0], geometry[1], c_in, -1), db
@@ -160,9 +182,10 @@ def _check_pool(op: str, x, size):
         raise ValueError(f"{op}: expected x (n, height, width, channels) with sides >= {size}, got {x.shape}")
 
 
-def _pooling(name: str, outputs: int):
-    """The pooling kernel ``name`` of kernels/pool.py, its parallel twin for enough outputs."""
-    return getattr(_pool, name + "_parallel" if _parts(outputs, PARALLEL_VALUES) > 1 else name)
+def _pooling(name: str, outputs: int, *args):
+    """The pooling kernel ``name`` of kernels/pool.py or its threaded twin, on ``args``."""
+    return _run(name, outputs, PARALLEL_VALUES,
+                lambda threads: getattr(_pool, name + "_parallel" if threads > 1 else name)(*args))
 
 
 def max_pool2d_forward(x, size: int = 2):
@@ -173,14 +196,14 @@ def max_pool2d_forward(x, size: int = 2):
     size = int(size)
     n, h, w, c = x.shape
     at = np.empty((n, h // size, w // size, c), dtype=np.int8 if size * size <= 127 else np.int32)
-    return _pooling("max_pool_forward", at.size)(x, size, at), (at, h, w, size, x.dtype)
+    return _pooling("max_pool_forward", at.size, x, size, at), (at, h, w, size, x.dtype)
 
 
 def max_pool2d_vjp(saved, g, needs):
     """The gradient of each window goes to its FIRST maximum (row-major order within the
     window), as ties must pick one: TensorFlow's MaxPoolGrad picks one too."""
     at, h, w, size, dtype = saved
-    return (_pooling("max_pool_backward", at.size)(_c(np.asarray(g, dtype=dtype)), at, h, w, size),)
+    return (_pooling("max_pool_backward", at.size, _c(np.asarray(g, dtype=dtype)), at, h, w, size),)
 
 
 max_pool2d_op = Primitive("max_pool2d", max_pool2d_forward, max_pool2d_vjp)
@@ -193,14 +216,14 @@ def avg_pool2d_forward(x, size: int = 2):
     _check_pool("avg_pool2d", x, size)
     size = int(size)
     n, h, w, c = x.shape
-    y = _pooling("avg_pool_forward", n * (h // size) * (w // size) * c)(x, size)
+    y = _pooling("avg_pool_forward", n * (h // size) * (w // size) * c, x, size)
     return y, (h, w, size, x.dtype)
 
 
 def avg_pool2d_vjp(saved, g, needs):
     h, w, size, dtype = saved
     g = _c(np.asarray(g, dtype=dtype))
-    return (_pooling("avg_pool_backward", g.size)(g, h, w, size),)
+    return (_pooling("avg_pool_backward", g.size, g, h, w, size),)
 
 
 avg_pool2d_op = Primitive("avg_pool2d", avg_pool2d_forward, avg_pool2d_vjp)
