@@ -47,8 +47,11 @@ def bench(conv, hidden, batch_sizes, epochs, keras, general, startup, train_size
         _bench_conv(B, train_size, batch_sizes[0], keras, data, as_json)
         return
 
+    sizes = tuple(opt.parse_hidden([h]) for h in hidden)
+    if () in sizes:
+        raise click.BadParameter("bench times MLPs with at least one hidden layer", param_hint="--hidden")
     plan = B.BenchPlan(
-        hidden=tuple(opt.parse_hidden([h]) for h in hidden), batch_sizes=tuple(batch_sizes), epochs=epochs,
+        hidden=sizes, batch_sizes=tuple(batch_sizes), epochs=epochs,
         keras=keras, general=general, startup=startup, train_size=train_size,
     )
     splits = opt.load_data(data, 0, as_json)

@@ -151,8 +151,8 @@ def _stack(*decorators):
 alpha_option = click.option("--alpha", type=FiniteFloat(min=0), default=0.1, show_default=True,
                             help="Negative slope of leaky_relu.")
 init_option = click.option("--init", type=click.Choice(registry.INITS), default="auto", show_default=True,
-                           help="Weight init: auto (He for the relu family, Glorot otherwise), he, glorot, "
-                                "normal.")
+                           help="Weight init of the dense layers: auto (He for the relu family, Glorot "
+                                "otherwise), he, glorot, normal (convolutions: He, for their ReLU).")
 epochs_option = click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
                              help="Passes over the training set.")
 train_size_option = click.option("--train-size", type=click.IntRange(min=1), default=None,
