@@ -1,4 +1,4 @@
-"""``digits train``: train an MLP on MNIST and save it, with its learning curves."""
+"""``digits train``: train an MLP or a convnet on MNIST and save it, with its learning curves."""
 
 from __future__ import annotations
 
@@ -20,9 +20,11 @@ from .output import EpochProgress, echo, emit_json
 @click.option("--all-data", is_flag=True,
               help="Train on all 60,000 training images: the validation set joins the training set.")
 @click.option("--preset", type=click.Choice(registry.PRESETS), default=None,
-              help="Start from a named recipe; options given override it. best: 800x800 ReLU, dropout 0.1, "
-                   "elastic augmentation, Adam 0.002 with cosine decay, batches of 256, 16 epochs on all "
-                   "60,000 images (>= 99% test accuracy in under 5 minutes on 2 cores).")
+              help="Start from a named recipe; options given override it. best: the strongest MLP, 800x800 "
+                   "ReLU, dropout 0.1, elastic augmentation, Adam 0.002 with cosine decay, batches of 256, "
+                   "16 epochs on all 60,000 images (>= 99% test accuracy in under 5 minutes on 2 cores). "
+                   "cnn: a convnet, --conv 32,64 --hidden 128, dropout 0.3, affine augmentation, Adam "
+                   "0.002 with cosine decay, batches of 128, 15 epochs on all 60,000 images.")
 @opt.data_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Model file to write (default: the per-user models directory).")
@@ -31,9 +33,9 @@ from .output import EpochProgress, echo, emit_json
 @click.option("--no-plot", is_flag=True, help="Do not draw the learning curves.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object (config, history, metrics) on stdout.")
-def train(hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedule, weight_decay, seed,
+def train(conv, hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedule, weight_decay, seed,
           train_size, dropout, augment, all_data, preset, data, out, plot, no_plot, as_json):
-    """Train an MLP on MNIST and save it (e.g. digits train --hidden 128 --act relu)."""
+    """Train an MLP or a convnet on MNIST and save it (digits train --hidden 128, digits train --conv 32,64)."""
     from tinygrad_digits.apps import training as app
 
     run = opt.build_train_run(click.get_current_context(), preset)

@@ -153,7 +153,8 @@ def augment_batch(
 
 
 class BatchAugmenter:
-    """The training loop's hook: ``augmenter(xb, rng) -> xb`` for batches of normalized inputs.
+    """The training loop's hook: ``augmenter(xb, rng) -> xb`` for batches of normalized inputs,
+    rows (n, side * side) or images (n, side, side, 1), returned in the shape they came in.
 
     Built from a config and the background value of the network's inputs; picklable.
     """
@@ -162,7 +163,8 @@ class BatchAugmenter:
         self.config, self.fill = config, float(fill)
 
     def __call__(self, xb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return augment_batch(self.config, xb, rng, self.fill)
+        rows = xb.reshape(len(xb), -1)
+        return augment_batch(self.config, rows, rng, self.fill).reshape(xb.shape)
 
     def __repr__(self) -> str:
         return f"BatchAugmenter({self.config}, fill={self.fill})"
