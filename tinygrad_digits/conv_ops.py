@@ -64,8 +64,12 @@ def _blas_controller():
 _BLAS = []  # threadpoolctl's handle on BLAS, found at the first convolution
 
 
-def _one_blas_thread():
-    """BLAS held to one thread during a convolution's products (see kernels/conv.py)."""
+def _one_blas_thread(rows: int):
+    """BLAS held to one thread during the products of a convolution over ``rows`` output pixels
+    (see kernels/conv.py). Below PARALLEL_ROWS (a few images) the products are small enough for
+    BLAS's own choice, and threadpoolctl's 50-70 us a call would cost more than they do."""
+    if rows < PARALLEL_ROWS:
+        return contextlib.nullcontext()
     if not _BLAS:
         _BLAS.append(_blas_controller())
     return _BLAS[0].limit(limits=1) if _BLAS[0] is not None else contextlib.nullcontext()
@@ -141,7 +145,7 @@ def conv2d_forward(
         scratch = _scratch(x.dtype, parts, size)
         return forward(rows, c_in, w2, b, *geometry, code, float(alpha), per_chunk, scratch)
 
-    with _one_blas_thread():
+    with _one_blas_thread(n * oh * ow):
         y = _run("conv_forward", n * oh * ow, PARALLEL_ROWS, run, w2.shape)
     return y.reshape(n, oh, ow, c_out), (rows, c_in, w2, y, code, float(alpha), geometry, per_chunk)
 
@@ -157,7 +161,7 @@ def conv2d_vjp(saved, g, needs):
         scratch = _scratch(y.dtype, parts, size)
         return backward(rows, c_in, w2, y, dy, *geometry, code, alpha, bool(needs[0]), per_chunk, scratch)
 
-    with _one_blas_thread():
+    with _one_blas_thread(len(y)):
         dx, dw, db = _run("conv_backward", len(y), PARALLEL_ROWS, run, w2.shape, bool(needs[0]))
     n, height = rows.shape[:2]
     dx = dx.reshape(n, height, -1, c_in) if needs[0] else None
