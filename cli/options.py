@@ -59,6 +59,18 @@ def check_paths(outputs: dict, inputs: dict | None = None) -> None:
 NONE = "none"  # --hidden none: no hidden layer; --conv none: no convolution
 
 
+def _positive(part: str, option: str, expected: str, what: str) -> int:
+    """int(part), or a usage error naming ``option``: ``expected`` if it is no integer, else that
+    ``what`` must be positive."""
+    try:
+        number = int(part)
+    except ValueError:
+        raise click.BadParameter(expected, param_hint=option) from None
+    if number <= 0:
+        raise click.BadParameter(f"{what} must be positive, got {number}", param_hint=option)
+    return number
+
+
 def parse_hidden(values) -> tuple[int, ...]:
     """'--hidden 128 --hidden 64', '--hidden 128,64' or '--hidden 128x64' -> (128, 64);
     '--hidden none' -> () (no hidden layer: the inputs go straight to the output layer)."""
@@ -68,16 +80,9 @@ def parse_hidden(values) -> tuple[int, ...]:
     for value in values:
         for part in str(value).replace("x", ",").split(","):
             part = part.strip()
-            if not part:
-                continue
-            try:
-                size = int(part)
-            except ValueError:
-                raise click.BadParameter(f"expected positive integers or none, got {part!r}",
-                                         param_hint="--hidden") from None
-            if size <= 0:
-                raise click.BadParameter(f"layer sizes must be positive, got {size}", param_hint="--hidden")
-            sizes.append(size)
+            if part:
+                sizes.append(_positive(part, "--hidden", f"expected positive integers or none, got {part!r}",
+                                       "layer sizes"))
     if not sizes:
         raise click.BadParameter("give at least one hidden layer size", param_hint="--hidden")
     return tuple(sizes)
@@ -94,14 +99,8 @@ def parse_conv(values, inputs: int = 784) -> tuple[int, ...]:
     for value in values:
         for part in value.split(","):
             part = part.strip()
-            try:
-                count = int(part)
-            except ValueError:
-                raise click.BadParameter(f"expected filter counts like 32,64, got {part!r} in {value!r}",
-                                         param_hint="--conv") from None
-            if count <= 0:
-                raise click.BadParameter(f"filter counts must be positive, got {count}", param_hint="--conv")
-            filters.append(count)
+            filters.append(_positive(part, "--conv", f"expected filter counts like 32,64, got {part!r} in {value!r}",
+                                     "filter counts"))
     from tinygrad_digits.model import conv_sides
 
     try:
