@@ -225,3 +225,23 @@ def announce_compile(as_json: bool) -> None:
     if not warmup.kernels_cached():
         click.echo("compiling kernels (first run only)...", err=True)
         warmup.warm_up()
+
+
+skip_bad_option = click.option(
+    "--skip-bad", is_flag=True,
+    help="Leave out image files that cannot be read (counted and reported) instead of stopping at the first.")
+
+
+def load_images_option(folder, option: str, skip_bad: bool):
+    """The ImageFolder of an --images/--extra-images DIR; a usage error naming the option when the
+    folder is not one of digit folders or holds no image with ink (a bad file: a one-line error)."""
+    from tinygrad_digits.apps.image_folders import ImageError, load_image_folder, list_image_folder
+
+    try:
+        list_image_folder(folder)
+    except ImageError as e:
+        raise click.BadParameter(str(e), param_hint=option) from None
+    loaded = load_image_folder(folder, skip_bad=skip_bad)
+    if not len(loaded):
+        raise click.BadParameter(f"{loaded.summary()}: no image with ink to use", param_hint=option)
+    return loaded
