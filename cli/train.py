@@ -1,4 +1,5 @@
-"""``digits train``: train an MLP on MNIST and save it, with its learning curves."""
+"""``digits train``: train an MLP on MNIST and save it, with its learning curves; optionally with
+extra labelled images (``--extra-images DIR``), or continuing from a saved model (``--from``)."""
 
 from __future__ import annotations
 
@@ -31,19 +32,28 @@ from .output import EpochProgress, echo, emit_json
 @click.option("--no-plot", is_flag=True, help="Do not draw the learning curves.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object (config, history, metrics) on stdout.")
+@opt.extra_images_options
 def train(hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedule, weight_decay, seed,
-          train_size, dropout, augment, all_data, preset, data, out, plot, no_plot, as_json):
+          train_size, dropout, augment, all_data, preset, data, out, plot, no_plot, as_json, extra_images,
+          extra_weight, skip_bad, from_model):
     """Train an MLP on MNIST and save it (e.g. digits train --hidden 128 --act relu)."""
     from tinygrad_digits.apps import training as app
 
-    run = opt.build_train_run(click.get_current_context(), preset)
+    ctx = click.get_current_context()
+    start = opt.fine_tune_start(ctx, from_model)
+    run = opt.build_train_run(ctx, preset)
+    if start is not None:
+        run = opt.fine_tune_run(ctx, run, start)
+        out = out or opt.tuned_path(start.path)
     out = out or app.default_model_path(run)
     plot = None if no_plot else (plot or _default_plot(out))
     opt.check_paths({"--out": out, "--plot": plot})
+    extra = opt.extra_images(ctx, extra_images, extra_weight, skip_bad, run.seed, as_json)
     splits = opt.load_data(data, run.seed, as_json)
     opt.announce_compile(as_json)
     progress = EpochProgress(as_json, run.epochs)
-    outcome = app.train_and_save(run, splits, out, on_batch=progress.batch, on_epoch=progress.epoch, consume=True)
+    outcome = app.train_and_save(run, splits, out, on_batch=progress.batch, on_epoch=progress.epoch, consume=True,
+                                 extra=extra, start=start)
     progress.close()
     result = outcome["result"]
     if outcome["saved"]:
@@ -57,12 +67,16 @@ def train(hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedule,
         raise click.ClickException(result.stopped + kept)
     metrics = outcome["metrics"]
     echo(f"test accuracy {100 * metrics['accuracy']:.2f}%  test loss {metrics['loss']:.4f}", as_json)
+    if outcome.get("extra"):
+        held = outcome["extra"]
+        echo(f"held-out extra images ({held['held_out_images']}): accuracy {100 * held['before']:.2f}% before "
+             f"training, {100 * held['after']:.2f}% after", as_json)
     echo(f"model saved to {out}" + (f"; curves in {outcome['plot']}" if "plot" in outcome else ""), as_json)
     if outcome["replaced"]:
         click.echo(f"warning: another run also wrote {out} while this one trained; the file may hold "
                    "that run's model, not this one's", err=True)
     if as_json:
-        emit_json({**app.train_report(outcome, out), "replaced": outcome["replaced"]})
+        emit_json({**app.train_report(outcome, out), "replaced": outcome["replaced"], "extra": outcome.get("extra")})
     if result.stopped:
         echo(f"stopped early: {result.stopped}", True)
         sys.exit(130)

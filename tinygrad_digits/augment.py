@@ -162,7 +162,8 @@ class BatchAugmenter:
         self.config, self.fill = config, float(fill)
 
     def __call__(self, xb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return augment_batch(self.config, xb, rng, self.fill)
+        rows = xb.reshape(len(xb), -1)  # images (n, 28, 28, 1) are rows of pixels too
+        return augment_batch(self.config, rows, rng, self.fill).reshape(xb.shape)
 
     def __repr__(self) -> str:
         return f"BatchAugmenter({self.config}, fill={self.fill})"
