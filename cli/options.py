@@ -156,7 +156,8 @@ regularization_options = _stack(
                  help="Fraction of hidden units dropped at each training step (Keras's rate); 0 is off."),
     click.option("--augment", type=click.Choice(registry.AUGMENTATIONS), default="none", show_default=True,
                  help="Random transforms of every training batch: shift (up to 2 px), affine (shift, "
-                      "rotation up to 10 degrees, scaling up to 10%), elastic (affine + elastic distortion)."),
+                      "rotation up to 10 degrees, scaling up to 10%), elastic (affine + elastic distortion), realistic "
+                      "(elastic, then thicker or thinner pens, blur, low resolution, contrast, noise)."),
 )
 
 

@@ -22,8 +22,8 @@ from .output import EpochProgress, echo, emit_json
               help="Train on all 60,000 training images: the validation set joins the training set.")
 @click.option("--preset", type=click.Choice(registry.PRESETS), default=None,
               help="Start from a named recipe; options given override it. best: 800x800 ReLU, dropout 0.1, "
-                   "elastic augmentation, Adam 0.002 with cosine decay, batches of 256, 16 epochs on all "
-                   "60,000 images (>= 99% test accuracy in under 5 minutes on 2 cores).")
+                   "realistic augmentation (elastic, plus pens, blur, low resolution, contrast and noise), "
+                   "Adam 0.002 with cosine decay, batches of 256, 16 epochs on all 60,000 images (>= 99% test accuracy in under 5 minutes on 2 cores).")
 @opt.data_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Model file to write (default: the per-user models directory).")
