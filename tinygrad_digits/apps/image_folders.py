@@ -159,8 +159,8 @@ def load_image_folder(root: str | Path, skip_bad: bool = False) -> ImageFolder:
 
 def held_out_split(folder: ImageFolder, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train index, held-out index) of a folder's images: a seeded ``share`` held out, at least
-    one when there are 5 images or more, none below that."""
+    one when there are 5 images or more (and share > 0), none below that."""
     n = len(folder)
-    held = 0 if n < 5 else max(1, round(share * n))
+    held = 0 if n < 5 or share <= 0 else max(1, round(share * n))
     order = np.random.default_rng((seed, 2)).permutation(n)
     return np.sort(order[held:]), np.sort(order[:held])
