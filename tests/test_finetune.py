@@ -111,3 +111,22 @@ def test_bad_from_and_extra_options_are_one_line_errors(tmp_path, misread):
     (misread / "10").mkdir()
     result = run("train", "--extra-images", misread)
     assert result.exit_code == 2 and "'10'" in result.stderr and "--extra-images" in result.stderr
+
+
+def test_from_keeps_any_network_in_the_file(tmp_path, misread):
+    from tinygrad_digits import layers as L
+    from tinygrad_digits.modelfile import save_model
+    from tinygrad_digits.network import Network
+
+    stack = L.Sequential(L.Dense(32, "relu"), L.Residual(L.Sequential(L.Dense(32), L.Tanh())), L.Dense(10))
+    network = Network(stack, (784,), 0.13, 0.31)
+    params = stack.init(np.random.default_rng(0), (784,), np.float32)
+    source = save_model(tmp_path / "residual.npz", network, params)
+    out = tmp_path / "tuned.npz"
+    result = run("train", "--from", source, "--train-size", 500, "--epochs", 1, "--extra-images", misread,
+                 "--out", out, "--no-plot")
+    assert result.exit_code == 0, result.output
+    tuned, tuned_params, header = load_model(out)
+    assert tuned.to_json() == network.to_json() and header["training"]["from"] == str(source)
+    assert set(tuned_params) == set(params) and any(
+        not np.array_equal(tuned_params[k], params[k]) for k in params)
