@@ -64,8 +64,7 @@ def build(self, title: str) -> None:
     self.model_label = tk.Label(right, text="", fg="#555555", wraplength=220)
     self.model_label.grid(row=5, column=0, pady=(6, 0))
 
-    self.learned = tk.Label(right, text="", fg="#1b5e20", wraplength=220)
-    self.learned.grid(row=6, column=0, pady=(4, 0))
+    self.learned = tk.Label(right, text="", fg="#1b5e20", wraplength=220)  # shown once the model learned
 
     self.offer = tk.Frame(left)  # shown under the canvas while there is no model
     self.offer_text = tk.Label(self.offer, text="No trained model yet: train one, or open a model file.",

@@ -93,7 +93,7 @@ class ModelsMixin:
         else:
             self.offer.grid_forget()
             model = self.recognizer
-            self.model_label.config(text=f"answering: {model.path.name} ({model.spec.describe()})")
+            self.model_label.config(text=f"answering: {model.path.name}\n({model.spec.describe()})")
 
     # ---- background jobs ------------------------------------------------------------------
     def train_offer(self, name: str | None = None) -> None:
@@ -127,6 +127,7 @@ class ModelsMixin:
             before, after = (f"{100 * outcome[k]:.0f}%" for k in ("before", "after"))
             text = f"learned {outcome['drawings']} saved drawings: {before} read right before, {after} after"
             self.learned.config(text=text)
+            self.learned.grid(row=6, column=0, pady=(4, 0))
             self.state["learned"] = {**outcome, "path": str(outcome["path"])}
             self.status(f"{text}; now answering: {Path(outcome['path']).name}")
 

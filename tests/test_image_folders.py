@@ -140,3 +140,26 @@ def test_evaluate_images_bad_input_is_one_line(folder, model_path, tmp_path):
     (empty / "3").mkdir(parents=True)
     result = run("evaluate", model_path, "--images", empty)
     assert result.exit_code == 2 and "no image with ink" in result.stderr and "--images" in result.stderr
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height pixels, with no pixel data: a decompression bomb's
+    first bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def test_a_huge_image_is_refused_from_its_header(folder):
+    bomb = folder / "6" / "nested" / "bomb.png"
+    bomb.parent.mkdir(parents=True)
+    bomb.write_bytes(png_header_only(50_000, 50_000))
+    with pytest.raises(ImageError, match="bomb.png.*pixels"):
+        load_image_folder(folder)
+    loaded = load_image_folder(folder, skip_bad=True)
+    assert [p for p, _ in loaded.skipped] == [bomb] and "pixels" in loaded.skipped[0][1]
