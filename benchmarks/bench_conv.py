@@ -3,6 +3,7 @@
     python benchmarks/bench_conv.py                 # one epoch of 48,000 images, batch 128
     python benchmarks/bench_conv.py --steps 60      # 60 steps, scaled to the epoch's 375
     python benchmarks/bench_conv.py --no-keras
+    digits bench --conv                             # the same, from the CLI
 
 The network: Conv 32 3x3 relu, max-pool 2, Conv 64 3x3 relu, max-pool 2, flatten, dropout 0.5,
 dense 10 (34,826 parameters); Adam, batch 128.
@@ -147,7 +148,7 @@ def keras_seconds(x, y, batch: int) -> dict | None:
             check=False,
         )
     if run.returncode != 0:
-        print(f"keras: failed ({run.stderr.strip().splitlines()[-1:]})")
+        print(f"keras: failed ({run.stderr.strip().splitlines()[-1:]})", file=sys.stderr)
         return None
     return json.loads(run.stdout.strip().splitlines()[-1])
 
@@ -155,6 +156,97 @@ def keras_seconds(x, y, batch: int) -> dict | None:
 def load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
+def run(
+    x_train,
+    y_train,
+    train_size: int | None = None,
+    batch: int = 128,
+    keras: bool = True,
+    threads: int | None = None,
+    blas_threads: int | None = None,
+    log=lambda message: None,
+) -> dict:
+    """The three timings on raw [0, 1] images x_train (n, 784) with labels (n,): an epoch is all n
+    of them; with ``train_size`` the first that many are timed and the figures scaled to the epoch.
+
+    Returns {"network", "parameters", "batch_size", "epoch_images", "timed_images", "scale",
+    "gflop_per_epoch", "ours", "floor" (each {"seconds_per_epoch", "gflop_per_second"}; the floor
+    also "products": [{"shape": [m, k, n], "seconds_threaded", "seconds_one_thread"}]), "keras"
+    (the same and "keras", "tensorflow" versions, or None), "keras_over_ours" (or None),
+    "ours_over_floor", "forward_latency_seconds", "threads", "blas_threads", "load" (before and
+    after)}. ``log(message)`` reports each stage as it starts.
+    """
+    from threadpoolctl import threadpool_limits
+
+    epoch_images = len(x_train)
+    epoch_steps = -(-epoch_images // batch)
+    n = epoch_images if train_size is None else min(epoch_images, train_size)
+    scale = epoch_steps / -(-n // batch)
+    x = ((np.asarray(x_train[:n]) - 0.13) / 0.31).reshape(-1, 28, 28, 1).astype(np.float32)
+    y = np.asarray(y_train[:n]).astype(np.int64)
+    work = gflop(batch, epoch_steps)
+    report = {"network": "Simple MNIST convnet: conv32 3x3 relu, maxpool 2, conv64 3x3 relu, maxpool 2, "
+                         "flatten, dropout 0.5, dense 10; Adam",
+              "parameters": sum(v.size for v in convnet().init(np.random.default_rng(0), (28, 28, 1)).values()),
+              "batch_size": batch, "epoch_images": epoch_images, "timed_images": n, "scale": scale,
+              "gflop_per_epoch": work, "threads": threads, "blas_threads": blas_threads, "load": [load()]}
+
+    def timing(seconds: float) -> dict:
+        return {"seconds_per_epoch": seconds, "gflop_per_second": work / seconds}
+
+    log(f"ours: {-(-n // batch)} steps of batch {batch}")
+    with threadpool_limits(blas_threads):
+        report["ours"] = timing(ours_seconds(x, y, batch, threads) * scale)
+        report["forward_latency_seconds"] = forward_latency()
+    log("the GEMM floor: every product of an epoch as an sgemm call")
+    floor, rows = floor_seconds(batch, epoch_steps)
+    report["floor"] = {**timing(floor), "products": [
+        {"shape": list(shape), "seconds_threaded": threaded, "seconds_one_thread": one}
+        for shape, (threaded, one) in rows]}
+    report["keras"] = report["keras_over_ours"] = None
+    if keras:
+        log("keras: model.fit in its own process, 2 epochs")
+        answer = keras_seconds(x, y, batch)
+        if answer is not None:
+            report["keras"] = {**timing(answer["epoch_seconds"][-1] * scale), "keras": answer["keras"],
+                               "tensorflow": answer["tensorflow"]}
+            report["keras_over_ours"] = report["keras"]["seconds_per_epoch"] / report["ours"]["seconds_per_epoch"]
+    report["ours_over_floor"] = report["ours"]["seconds_per_epoch"] / floor
+    report["load"].append(load())
+    return report
+
+
+def format_report(report: dict) -> str:
+    """The report of ``run`` as text: GFLOP per epoch, s/epoch and GFLOP/s of each, the ratios
+    and one image's forward latency."""
+    lines = [
+        f"{report['network']} ({report['parameters']:,} parameters), batch {report['batch_size']}, "
+        f"{report['epoch_images']:,} images: {report['gflop_per_epoch']:.1f} GFLOP per epoch",
+        f"timed on {report['timed_images']:,} images, scaled by {report['scale']:.2f} to an epoch; Numba's "
+        f"threads: {report['threads'] or 'default'}, BLAS's for ours: {report['blas_threads'] or 'default'}; "
+        f"{report['load'][0]}",
+        "",
+        f"{'':<8}{'s/epoch':>9}{'GFLOP/s':>9}",
+    ]
+    for name in ("ours", "floor", "keras"):
+        side = report[name]
+        if side is None:
+            continue
+        extra = f"   (Keras {side['keras']}, TensorFlow {side['tensorflow']})" if name == "keras" else ""
+        lines.append(f"{name:<8}{side['seconds_per_epoch']:>9.2f}{side['gflop_per_second']:>9.1f}{extra}")
+    for row in report["floor"]["products"]:
+        m, k, n = row["shape"]
+        lines.append(f"    sgemm ({m}, {k}) @ ({k}, {n}): {row['seconds_threaded'] * 1e3:7.2f} ms on BLAS's "
+                     f"threads, {row['seconds_one_thread'] * 1e3:7.2f} on one")
+    lines.append("")
+    if report["keras_over_ours"] is not None:
+        lines.append(f"keras / ours = {report['keras_over_ours']:.2f}")
+    lines.append(f"ours / floor = {report['ours_over_floor']:.2f}")
+    lines.append(f"one image's forward pass: {report['forward_latency_seconds'] * 1e6:.0f} us")
+    lines.append(report["load"][-1])
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -169,47 +261,16 @@ def main() -> None:
         help="hold BLAS to this many threads for ours (default: BLAS's)",
     )
     parser.add_argument("--no-keras", action="store_true", help="skip the Keras process")
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     args = parser.parse_args()
 
     from tinygrad_digits.data import load_splits
 
     splits = load_splits()
-    epoch_images, batch = len(splits.x_train), args.batch_size
-    epoch_steps = -(-epoch_images // batch)
-    n = epoch_images if args.steps is None else min(epoch_images, args.steps * batch)
-    steps = -(-n // batch)
-    scale = epoch_steps / steps
-    x = ((splits.x_train[:n] - 0.13) / 0.31).reshape(-1, 28, 28, 1).astype(np.float32)
-    y = splits.y_train[:n].astype(np.int64)
-    work = gflop(batch, epoch_steps)
-    print(f"Simple MNIST convnet, batch {batch}, {epoch_images} images: {work:.1f} GFLOP per epoch")
-    print(
-        f"timing {steps} steps, scaled by {scale:.2f} to an epoch; Numba's threads: "
-        f"{args.threads or 'default'}, BLAS's for ours: {args.blas_threads or 'default'}; {load()}"
-    )
-
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(args.blas_threads):
-        ours = ours_seconds(x, y, batch, args.threads) * scale
-        latency = forward_latency()
-    print(f"ours   {ours:7.2f} s/epoch  {work / ours:6.1f} GFLOP/s   ({load()})")
-    floor, rows = floor_seconds(batch, epoch_steps)
-    print(f"floor  {floor:7.2f} s/epoch  {work / floor:6.1f} GFLOP/s   ({load()})")
-    for (m, k, n_), (threaded, one) in rows:
-        print(
-            f"    sgemm ({m}, {k}) @ ({k}, {n_}): {threaded * 1e3:7.2f} ms on BLAS's threads, {one * 1e3:7.2f} on one"
-        )
-    keras = None if args.no_keras else keras_seconds(x, y, batch)
-    if keras is not None:
-        k_epoch = keras["epoch_seconds"][-1] * scale
-        print(
-            f"keras  {k_epoch:7.2f} s/epoch  {work / k_epoch:6.1f} GFLOP/s   (Keras {keras['keras']}, "
-            f"TensorFlow {keras['tensorflow']}; {load()})"
-        )
-        print(f"keras / ours = {k_epoch / ours:.2f}")
-    print(f"ours / floor = {ours / floor:.2f}")
-    print(f"one image's forward pass: {latency * 1e6:.0f} us")
+    size = None if args.steps is None else args.steps * args.batch_size
+    report = run(splits.x_train, splits.y_train, size, args.batch_size, not args.no_keras, args.threads,
+                 args.blas_threads, log=lambda message: print(message, file=sys.stderr))
+    print(json.dumps(report) if args.json else format_report(report))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""``digits compare``: our MLP against its Keras twin on the same data, side by side.
+"""``digits compare``: our network (an MLP or, with --conv, a convnet) against its Keras twin on
+the same data, side by side.
 
 Only click is imported at module level; TensorFlow is never imported in this process (the
 twin trains in a worker process, see ``tinygrad_digits.apps.keras_twin``).
@@ -25,9 +26,9 @@ from .output import EpochProgress, emit_json
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Save both learning curves (loss and accuracy, train and validation) to this PNG.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON object on stdout.")
-def compare(hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedule, weight_decay, seed,
+def compare(conv, hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedule, weight_decay, seed,
             train_size, data, same_init, plot, as_json):
-    """Train the MLP and its Keras twin on the same data; compare accuracy, speed and size."""
+    """Train our network and its Keras twin on the same data; compare accuracy, speed and size."""
     from tinygrad_digits.apps import keras_twin
 
     if not keras_twin.tensorflow_available():
@@ -37,7 +38,7 @@ def compare(hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedul
     from tinygrad_digits.apps import training as app
     from tinygrad_digits.apps import compare as comparison
 
-    spec_args = opt.build_spec_args(hidden, act, alpha)
+    spec_args = opt.build_spec_args(hidden, act, alpha, conv)
     opt.check_train_size(train_size)
     opt.check_memory(spec_args, batch_size)
     opt.check_paths({"--plot": plot})

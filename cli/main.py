@@ -82,7 +82,7 @@ def _silence_stdout() -> None:
 @click.group(cls=DigitsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tinygrad-digits", prog_name="digits")
 def main():
-    """tinygrad-digits: train, test and play with a from-scratch MLP on MNIST."""
+    """tinygrad-digits: train, test and play with from-scratch MLPs and convnets on MNIST."""
 
 
 for command in (train, evaluate, predict, draw, augment, compare, sweep, bench):

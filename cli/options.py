@@ -56,8 +56,14 @@ def check_paths(outputs: dict, inputs: dict | None = None) -> None:
         raise click.UsageError(str(e)) from None
 
 
+NONE = "none"  # --hidden none: no hidden layer; --conv none: no convolution
+
+
 def parse_hidden(values) -> tuple[int, ...]:
-    """'--hidden 128 --hidden 64', '--hidden 128,64' or '--hidden 128x64' -> (128, 64)."""
+    """'--hidden 128 --hidden 64', '--hidden 128,64' or '--hidden 128x64' -> (128, 64);
+    '--hidden none' -> () (no hidden layer: the inputs go straight to the output layer)."""
+    if [str(v).strip().lower() for v in values] == [NONE]:
+        return ()
     sizes = []
     for value in values:
         for part in str(value).replace("x", ",").split(","):
@@ -67,13 +73,42 @@ def parse_hidden(values) -> tuple[int, ...]:
             try:
                 size = int(part)
             except ValueError:
-                raise click.BadParameter(f"expected positive integers, got {part!r}", param_hint="--hidden") from None
+                raise click.BadParameter(f"expected positive integers or none, got {part!r}",
+                                         param_hint="--hidden") from None
             if size <= 0:
                 raise click.BadParameter(f"layer sizes must be positive, got {size}", param_hint="--hidden")
             sizes.append(size)
     if not sizes:
         raise click.BadParameter("give at least one hidden layer size", param_hint="--hidden")
     return tuple(sizes)
+
+
+def parse_conv(values, inputs: int = 784) -> tuple[int, ...]:
+    """'--conv 32,64' or '--conv 32 --conv 64' -> (32, 64): the filters of each conv block (a 3x3
+    convolution with ReLU, then a 2x2 max-pool); '--conv none' or no option -> (). Usage error
+    naming --conv for anything else, or for more blocks than fit the 28x28 images."""
+    values = [str(v).strip() for v in values or ()]
+    if values == [NONE] or not values:
+        return ()
+    filters = []
+    for value in values:
+        for part in value.split(","):
+            part = part.strip()
+            try:
+                count = int(part)
+            except ValueError:
+                raise click.BadParameter(f"expected filter counts like 32,64, got {part!r} in {value!r}",
+                                         param_hint="--conv") from None
+            if count <= 0:
+                raise click.BadParameter(f"filter counts must be positive, got {count}", param_hint="--conv")
+            filters.append(count)
+    from tinygrad_digits.model import conv_sides
+
+    try:
+        conv_sides(int(round(inputs**0.5)), filters)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--conv") from None
+    return tuple(filters)
 
 
 def parse_acts(values, layers: int) -> tuple[str, ...]:
@@ -95,9 +130,13 @@ def parse_acts(values, layers: int) -> tuple[str, ...]:
     return tuple(acts)
 
 
-def build_spec_args(hidden, act, alpha) -> dict:
+def build_spec_args(hidden, act, alpha, conv=()) -> dict:
     sizes = parse_hidden(hidden)
-    return {"hidden": sizes, "activations": parse_acts(act, len(sizes)), "alpha": alpha}
+    args = {"hidden": sizes, "activations": parse_acts(act, len(sizes)) if sizes else (), "alpha": alpha}
+    filters = parse_conv(conv)
+    if filters:
+        args["conv"] = filters
+    return args
 
 
 def _stack(*decorators):
@@ -112,16 +151,24 @@ def _stack(*decorators):
 alpha_option = click.option("--alpha", type=FiniteFloat(min=0), default=0.1, show_default=True,
                             help="Negative slope of leaky_relu.")
 init_option = click.option("--init", type=click.Choice(registry.INITS), default="auto", show_default=True,
-                           help="Weight init: auto (He for the relu family, Glorot otherwise), he, glorot, "
-                                "normal.")
+                           help="Weight init of the dense layers: auto (He for the relu family, Glorot "
+                                "otherwise), he, glorot, normal (convolutions: He, for their ReLU).")
 epochs_option = click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
                              help="Passes over the training set.")
 train_size_option = click.option("--train-size", type=click.IntRange(min=1), default=None,
                                  help="Train on the first N of the 48,000 training images (quick runs).")
 
+conv_option = click.option(
+    "--conv", multiple=True, default=(), metavar="FILTERS",
+    help="Convolution blocks before the dense layers, filters per block (32,64): each a 3x3 "
+         "convolution with ReLU, then a 2x2 max-pool; then flatten and the dense head. none: no "
+         "convolution (default).")
+
 architecture_options = _stack(
+    conv_option,
     click.option("--hidden", multiple=True, default=("128",), show_default=True,
-                 help="Hidden layer sizes: repeat the option or give a list (128,64 or 128x64)."),
+                 help="Hidden layer sizes: repeat the option or give a list (128,64 or 128x64); none for no "
+                      "hidden layer."),
     click.option("--act", multiple=True, default=("relu",), show_default=True,
                  help="Hidden activation, one for all layers or one per layer: "
                       f"{', '.join(registry.ACTIVATIONS)}."),
@@ -153,7 +200,8 @@ training_options = _stack(
 regularization_options = _stack(
     click.option("--dropout", type=FiniteFloat(min=0, max=1, max_open=True), default=0.0,
                  show_default=True,
-                 help="Fraction of hidden units dropped at each training step (Keras's rate); 0 is off."),
+                 help="Fraction of units dropped at each training step (Keras's rate), after each hidden "
+                      "layer (and after the flatten of --conv); 0 is off."),
     click.option("--augment", type=click.Choice(registry.AUGMENTATIONS), default="none", show_default=True,
                  help="Random transforms of every training batch: shift (up to 2 px), affine (shift, "
                       "rotation up to 10 degrees, scaling up to 10%), elastic (affine + elastic distortion), realistic "
@@ -180,7 +228,7 @@ def _train_run(ctx: click.Context, preset: str | None):
 
     p = ctx.params
     if preset is None:
-        spec_args = {**build_spec_args(p["hidden"], p["act"], p["alpha"]), "dropout": p["dropout"]}
+        spec_args = {**build_spec_args(p["hidden"], p["act"], p["alpha"], p["conv"]), "dropout": p["dropout"]}
         return app.TrainRun(spec_args=spec_args, **{field: p[name] for name, field in _RUN_FIELDS.items()})
     given = {name for name in p if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
     run = app.preset_run(preset)
@@ -188,9 +236,11 @@ def _train_run(ctx: click.Context, preset: str | None):
     if "hidden" in given or "act" in given:
         hidden = parse_hidden(p["hidden"]) if "hidden" in given else spec_args["hidden"]
         acts = p["act"] if "act" in given else spec_args["activations"]
-        if "act" not in given and len(set(acts)) == 1:
-            acts = acts[:1]
-        spec_args["hidden"], spec_args["activations"] = hidden, parse_acts(acts, len(hidden))
+        if "act" not in given and len(set(acts)) <= 1:
+            acts = acts[:1] or ("relu",)
+        spec_args["hidden"], spec_args["activations"] = hidden, parse_acts(acts, len(hidden)) if hidden else ()
+    if "conv" in given:
+        spec_args["conv"] = parse_conv(p["conv"])
     for name in ("alpha", "dropout"):
         if name in given:
             spec_args[name] = p[name]
@@ -296,7 +346,7 @@ def fine_tune_run(ctx: click.Context, run, start):
     if isinstance(start.model, ModelSpec):  # for the record: the architecture trained
         m = start.model
         changes["spec_args"] = {"hidden": m.hidden, "activations": m.activations, "alpha": m.alpha,
-                                "dropout": m.dropout}
+                                "dropout": m.dropout, **({"conv": m.conv} if getattr(m, "conv", ()) else {})}
     if not _given(ctx, "epochs"):
         changes["epochs"] = finetune.FINE_TUNE_EPOCHS
     if not _given(ctx, "lr"):

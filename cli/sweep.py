@@ -13,9 +13,10 @@ from . import options as opt
 from .output import download_progress, emit_json
 
 
-def parse_configurations(values) -> list[tuple[int, ...]]:
+def parse_configurations(values, hint: str = "--hidden") -> list[tuple[int, ...]]:
     """``--hidden 64,128 --hidden 128x64`` -> [(64,), (128,), (128, 64)]: commas separate
-    configurations, ``x`` separates the layers of one; repeats are dropped."""
+    configurations, ``x`` separates the layers of one, ``none`` is no layer at all; repeats are
+    dropped. ``--conv`` reads the same way (``--conv none,32x64``: filters per block)."""
     configs: list[tuple[int, ...]] = []
     for value in values:
         for item in str(value).split(","):
@@ -23,17 +24,19 @@ def parse_configurations(values) -> list[tuple[int, ...]]:
             if not item:
                 continue
             try:
-                sizes = tuple(int(part) for part in item.split("x"))
+                sizes = () if item.lower() == opt.NONE else tuple(int(part) for part in item.split("x"))
             except ValueError:
                 raise click.BadParameter(
-                    f"expected sizes like 128 or 128x64, got {item!r}", param_hint="--hidden"
+                    f"expected sizes like 128 or 128x64 (or none), got {item!r}", param_hint=hint
                 ) from None
             if any(size <= 0 for size in sizes):
-                raise click.BadParameter(f"layer sizes must be positive, got {item!r}", param_hint="--hidden")
+                raise click.BadParameter(f"sizes must be positive, got {item!r}", param_hint=hint)
+            if hint == "--conv":
+                opt.parse_conv([",".join(map(str, sizes))] if sizes else [])  # the blocks must fit
             if sizes not in configs:
                 configs.append(sizes)
     if not configs:
-        raise click.BadParameter("give at least one configuration", param_hint="--hidden")
+        raise click.BadParameter("give at least one configuration", param_hint=hint)
     return configs
 
 
@@ -101,6 +104,14 @@ def _check_outputs(out: Path, plot: Path | None) -> None:
     "(--hidden 64,128,256 --hidden 128x64).",
 )
 @click.option(
+    "--conv",
+    multiple=True,
+    default=("none",),
+    show_default=True,
+    help="Convolution blocks to compare, as --hidden: a comma list, with x between the blocks of one "
+    "(--conv none,32x64: filters per block, each a 3x3 ReLU convolution and a 2x2 max-pool).",
+)
+@click.option(
     "--act",
     multiple=True,
     default=("relu",),
@@ -152,6 +163,7 @@ def _check_outputs(out: Path, plot: Path | None) -> None:
     "--json", "as_json", is_flag=True, help="Print one JSON object (runs and ranking) on stdout."
 )
 def sweep(
+    conv,
     hidden,
     act,
     seeds,
@@ -184,6 +196,7 @@ def sweep(
     from tinygrad_digits.apps import sweep as sw
 
     configs = parse_configurations(hidden)
+    convs = parse_configurations(conv, "--conv")
     acts = parse_names(act, registry.ACTIVATIONS, "--act")
     seed_list = parse_seeds(seeds)
     base = app.TrainRun(
@@ -199,9 +212,10 @@ def sweep(
         augment=augment,
     )
     opt.check_train_size(train_size)
-    for sizes in configs:  # the largest decides, but every one is cheap to check
-        opt.check_memory({"hidden": sizes, "activations": (acts[0],) * len(sizes)}, batch_size)
-    runs = sw.grid(configs, acts, seed_list, base)
+    for blocks in convs:
+        for sizes in configs:  # the largest decides, but every one is cheap to check
+            opt.check_memory({"hidden": sizes, "activations": (acts[0],) * len(sizes), "conv": blocks}, batch_size)
+    runs = sw.grid(configs, acts, seed_list, base, convs)
     out = out or sw.default_dir()
     _check_outputs(out, None if no_plot else plot or Path(out) / "sweep.png")
     data_dir = data_mod.ensure_data(data, progress=download_progress())
@@ -212,7 +226,7 @@ def sweep(
     def on_start(run):
         if not sys.stderr.isatty():
             return
-        label = sw.config_label(run.spec_args["hidden"], run.spec_args["activations"][0])
+        label = sw.config_label(run.spec_args["hidden"], sw.run_activation(run), run.spec_args.get("conv", ()))
         click.echo(f"training {label}, seed {run.seed} ...", err=True)
 
     def on_result(record, cached):
@@ -230,7 +244,8 @@ def sweep(
 
     click.echo(
         f"sweep: {len(configs)} configurations x {len(acts)} activations x {len(seed_list)} seeds "
-        f"= {len(runs)} runs; results in {out}",
+        + (f"x {len(convs)} conv configurations " if convs != [()] else "")
+        + f"= {len(runs)} runs; results in {out}",
         err=True,
     )
     interrupted = False

@@ -225,3 +225,13 @@ def test_the_training_hook_sees_every_batch_and_keeps_labels(digits, monkeypatch
     # the fused kernel cannot augment: a hook means the general path, whatever the spec
     monkeypatch.setattr(T.fastpath, "FusedSteps", None)  # would fail if used
     run()
+
+
+def test_batch_augmenter_keeps_a_convnet_batch_s_image_shape(rng):
+    """(n, 28, 28, 1) in, the same shape out, the same images as the rows (n, 784) give."""
+    augmenter = A.BatchAugmenter(A.augmentation("elastic"), fill=-0.4)
+    rows = rng.random((5, 784)).astype(np.float32)
+    images = augmenter(rows.reshape(5, 28, 28, 1), np.random.default_rng(3))
+    assert images.shape == (5, 28, 28, 1) and images.dtype == np.float32
+    np.testing.assert_array_equal(images.reshape(5, 784), augmenter(rows, np.random.default_rng(3)))
+    assert not np.array_equal(images.reshape(5, 784), rows)

@@ -259,3 +259,45 @@ def test_bench_runs_end_to_end_on_a_tiny_subset(tmp_path):
     assert report["environment"]["cpu_model"] and report["environment"]["threads"] >= 1
     assert {"ours", "numpy reference"} <= set(report["inference"])
     assert plot.exists()
+
+
+def test_the_conv_floor_counts_every_product_of_a_step():
+    import bench_conv
+
+    # Keras's Simple MNIST convnet at batch 128: conv1 forward and weight gradient (no input
+    # gradient for the first layer), conv2 and the dense layer with all three
+    conv1, conv2, dense = 128 * 26 * 26 * 9 * 32, 128 * 11 * 11 * 288 * 64, 128 * 1600 * 10
+    assert bench_conv.gflop(128, 375) == pytest.approx(375 * 2 * (2 * conv1 + 3 * conv2 + 3 * dense) / 1e9)
+    assert len(bench_conv.products(128)) == 8
+
+
+def test_bench_conv_runs_end_to_end_on_a_tiny_subset():
+    """digits bench --conv: ours and the GEMM floor (no Keras), 256 images scaled to the epoch, JSON out."""
+    result = CliRunner().invoke(main, ["bench", "--conv", "--no-keras", "--train-size", "256", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["parameters"] == 34_826 and report["batch_size"] == 128
+    assert report["epoch_images"] == 48_000 and report["timed_images"] == 256
+    assert report["scale"] == pytest.approx(375 / 2)
+    for side in ("ours", "floor"):
+        assert report[side]["seconds_per_epoch"] > 0
+        assert report[side]["gflop_per_second"] == pytest.approx(
+            report["gflop_per_epoch"] / report[side]["seconds_per_epoch"])
+    assert report["keras"] is None and report["keras_over_ours"] is None
+    assert report["ours_over_floor"] == pytest.approx(
+        report["ours"]["seconds_per_epoch"] / report["floor"]["seconds_per_epoch"])
+    assert len(report["floor"]["products"]) == 8 and report["forward_latency_seconds"] > 0
+    import bench_conv
+
+    text = bench_conv.format_report(report)
+    for line in ("GFLOP per epoch", "ours", "floor", "ours / floor", "one image's forward pass"):
+        assert line in text
+    assert "keras" not in text
+    with_keras = {**report, "keras_over_ours": 2.5,
+                  "keras": {"seconds_per_epoch": 1.0, "gflop_per_second": 3.0, "keras": "3", "tensorflow": "2"}}
+    assert "keras / ours = 2.50" in bench_conv.format_report(with_keras)
+
+
+def test_bench_conv_draws_no_plot(tmp_path):
+    result = CliRunner().invoke(main, ["bench", "--conv", "--plot", str(tmp_path / "p.png")])
+    assert result.exit_code == 2 and "--plot" in result.output and not (tmp_path / "p.png").exists()

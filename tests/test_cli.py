@@ -198,3 +198,88 @@ def test_interrupted_run_saves_what_it_trained(tmp_path, mnist_splits):
     spec, params, header = load_model(tmp_path / "m.npz")
     assert header["stopped"].startswith("interrupted")
     assert all(np.isfinite(v).all() for v in params.values())
+
+
+# ---------------------------------------------------------------- convnets: --conv, --hidden none
+
+CONV_TINY = ["--data", str(MNIST_DIR), "--train-size", "256", "--epochs", "1"]
+EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.png"))
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [((), ()), (("none",), ()), (("32,64",), (32, 64)), (("32", "64"), (32, 64)), ((" 8 , 16 ",), (8, 16)),
+     (("4,4,4",), (4, 4, 4))],
+)
+def test_conv_option_forms(given, expected):
+    assert options.parse_conv(given) == expected
+
+
+def test_hidden_none_means_no_hidden_layer():
+    assert options.parse_hidden(("none",)) == () and options.parse_hidden(("None",)) == ()
+    assert options.build_spec_args(("none",), ("relu",), 0.1) == {"hidden": (), "activations": (), "alpha": 0.1}
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--conv", "0"], ["--conv", "positive"]),
+        (["--conv", "abc"], ["--conv", "'abc'"]),
+        (["--conv", "32,,64"], ["--conv", "''"]),
+        (["--conv", "-8"], ["--conv", "positive"]),
+        (["--conv", "8,8,8,8"], ["--conv", "at most 3 blocks"]),
+        (["--conv", "none,8"], ["--conv", "'none'"]),
+        (["--hidden", "none,16"], ["--hidden", "'none'"]),
+    ],
+)
+def test_bad_conv_and_hidden_values_are_refused_before_data_loads(args, words, monkeypatch):
+    monkeypatch.setattr(options, "load_data", lambda *a: pytest.fail("data loaded before the options were checked"))
+    assert_one_line_error(run("train", *args), 2, *words)
+
+
+def test_a_convnet_trains_saves_evaluates_and_predicts(tmp_path):
+    """digits train --conv on 256 images, then evaluate and predict read the model file."""
+    out = tmp_path / "cnn.npz"
+    result = run("train", *CONV_TINY, "--conv", "4,8", "--hidden", "16", "--dropout", "0.2", "--augment", "affine",
+                 "--out", out, "--json", "--no-plot")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["spec"]["conv"] == [4, 8] and report["spec"]["hidden"] == [16]
+    assert 0 <= report["test_accuracy"] <= 1 and len(report["history"]) == 1
+    spec, params, header = load_model(out)
+    assert spec.conv == (4, 8) and spec.dropout == 0.2 and spec.input_shape == (28, 28, 1)
+    assert params["conv2d0.W"].shape == (3, 3, 1, 4) and params["conv2d1.W"].shape == (3, 3, 4, 8)
+    assert params["dense0.W"].shape == (5 * 5 * 8, 16)
+    assert header["architecture"]["input_shape"] == [28, 28, 1]
+
+    evaluated = run("evaluate", out, "--data", MNIST_DIR, "--json")
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.stdout)["accuracy"] == pytest.approx(report["test_accuracy"])
+    text = run("evaluate", out, "--data", MNIST_DIR)
+    assert "28x28-conv4-conv8-16relu-10" in text.stdout and f"{spec.n_params():,} parameters" in text.stdout
+
+    predicted = run("predict", "--model", out, "--json", *EXAMPLES)
+    assert predicted.exit_code == 0, predicted.output
+    rows = json.loads(predicted.stdout)["predictions"]
+    assert len(rows) == len(EXAMPLES)
+    for row in rows:
+        assert len(row["probabilities"]) == 10 and sum(row["probabilities"]) == pytest.approx(1, abs=1e-4)
+        assert row["label"] == int(np.argmax(row["probabilities"]))
+
+
+def test_a_convnet_goes_to_the_models_dir_as_cnn(private_home):
+    result = run("train", *CONV_TINY, "--conv", "2", "--hidden", "none", "--no-plot")
+    assert result.exit_code == 0, result.output
+    saved = private_home / "xdg-data" / "tinygrad-digits" / "models" / "cnn-28x28-conv2-10.npz"
+    assert saved.is_file()
+    spec, params, _ = load_model(saved)
+    assert spec.hidden == () and sorted(params) == ["conv2d0.W", "conv2d0.b", "dense0.W", "dense0.b"]
+
+
+def test_hidden_none_without_conv_is_softmax_regression(tmp_path):
+    out = tmp_path / "softmax.npz"
+    result = run("train", *CONV_TINY, "--hidden", "none", "--out", out, "--no-plot", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["spec"]["hidden"] == []
+    spec, params, _ = load_model(out)
+    assert spec.describe() == "784-10" and params["dense0.W"].shape == (784, 10)

@@ -110,6 +110,32 @@ def test_table(sgd_run):
     assert "independent init" in table and "largest final parameter difference" not in table
 
 
+@needs_tf
+def test_same_init_convnet_agrees_after_one_epoch():
+    """digits compare --conv: the twin has the same conv, pool and dense layers and parameters."""
+    result = run("compare", "--data", MNIST_DIR, "--conv", "4", "--hidden", "none", "--train-size", "512",
+                 "--epochs", "1", "--optimizer", "sgd", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["architecture"] == "28x28-conv4-10" and report["spec"]["conv"] == [4]
+    assert [block["name"] for block in report["keras_model"]["conv"]] == ["conv2d0"]
+    parameters = 3 * 3 * 4 + 4 + 13 * 13 * 4 * 10 + 10
+    assert report["ours"]["parameters"] == report["keras"]["parameters"] == parameters
+    same = report["same_init"]
+    assert set(same["param_differences"]) == {"conv2d0.W", "conv2d0.b", "dense0.W", "dense0.b"}
+    assert same["relative_param_difference"] < 1e-5 and same["prediction_agreement"] > 0.998
+    assert abs(report["ours"]["test_accuracy"] - report["keras"]["test_accuracy"]) < 0.002
+
+
+@needs_tf
+@pytest.mark.parametrize("conv", ["0", "abc", "32,,64", "8,8,8,8"])
+def test_a_bad_conv_is_refused_before_any_work(conv):
+    result = run("compare", "--data", MNIST_DIR, "--conv", conv, "--epochs", "1")
+    assert result.exit_code == 2
+    err = result.stderr.strip()
+    assert len(err.splitlines()) == 1 and "--conv" in err and "Traceback" not in result.output
+
+
 def test_setup_matches_train_and_save(mnist_splits, tmp_path):
     """compare.setup builds the run as app.train_and_save does (checked on what it saves)."""
     from tinygrad_digits.modelfile import load_model

@@ -104,6 +104,56 @@ def test_conv2d_over_many_chunks_matches_numpy(rng):
     np.testing.assert_allclose(ops.conv2d(x, W, b), np_conv2d(x, W, b), rtol=1e-4, atol=1e-4)
 
 
+def np_conv2d_grads(x, W, dy, padding="valid", stride=1):
+    """float64 (dx, dW, db) of sum(dy * conv(x, W) + b), by the same offsets as np_conv2d: each
+    offset's window gets dy @ W[di, dj]^T and gives window^T @ dy to W[di, dj]."""
+    x, W, dy = x.astype(np.float64), W.astype(np.float64), dy.astype(np.float64)
+    n, h, w, _ = x.shape
+    kh, kw = W.shape[:2]
+    oh, ow = dy.shape[1:3]
+    top = left = 0
+    if padding == "same":
+        ph, pw = max((oh - 1) * stride + kh - h, 0), max((ow - 1) * stride + kw - w, 0)
+        top, left = ph // 2, pw // 2
+        x = np.pad(x, ((0, 0), (top, ph - top), (left, pw - left), (0, 0)))
+    dx, dW = np.zeros_like(x), np.zeros_like(W)
+    for di in range(kh):
+        for dj in range(kw):
+            rows = slice(di, di + stride * (oh - 1) + 1, stride)
+            cols = slice(dj, dj + stride * (ow - 1) + 1, stride)
+            dW[di, dj] = np.einsum("nhwc,nhwo->co", x[:, rows, cols], dy)
+            dx[:, rows, cols] += np.einsum("nhwo,co->nhwc", dy, W[di, dj])
+    return dx[:, top : top + h, left : left + w], dW, dy.sum(axis=(0, 1, 2))
+
+
+@pytest.mark.parametrize("padding, stride", [("valid", 1), ("same", 1), ("same", 2)])
+def test_conv2d_gradients_over_threads_match_numpy(padding, stride, rng):
+    """A batch large enough for the threaded kernels: its gradients against NumPy's."""
+    x = rng.normal(size=(90, 14, 13, 3)).astype(np.float32)  # >= 4,096 output pixels
+    W = rng.normal(size=(3, 3, 3, 6)).astype(np.float32)
+    b = rng.normal(size=6).astype(np.float32)
+    y = ops.conv2d(x, W, b, padding, stride)
+    dy = rng.normal(size=y.shape).astype(np.float32)
+    got = grad(lambda x, W, b: (ops.conv2d(x, W, b, padding, stride) * dy).sum(), argnums=(0, 1, 2))(x, W, b)
+    for ours, expected in zip(got, np_conv2d_grads(x, W, dy, padding, stride)):
+        np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-3)
+
+
+def test_pool_gradients_over_threads_match_numpy(rng):
+    """Pools on a batch large enough for the threaded kernels, odd sides: max's gradient lands
+    on each window's maximum (ties are measure-zero here), avg's spreads evenly, edges get 0."""
+    x = rng.normal(size=(700, 11, 9, 5)).astype(np.float32)
+    dy = rng.normal(size=(700, 5, 4, 5)).astype(np.float32)
+    windows = x[:, :10, :8].reshape(700, 5, 2, 4, 2, 5)
+    hit = windows == windows.max(axis=(2, 4), keepdims=True)
+    expected = np.zeros_like(x)
+    expected[:, :10, :8] = (hit * dy[:, :, None, :, None]).reshape(700, 10, 8, 5)
+    np.testing.assert_array_equal(grad(lambda x: (ops.max_pool2d(x) * dy).sum())(x), expected)
+    expected = np.zeros_like(x)
+    expected[:, :10, :8] = np.repeat(np.repeat(dy / 4, 2, axis=1), 2, axis=2)
+    np.testing.assert_allclose(grad(lambda x: (ops.avg_pool2d(x) * dy).sum())(x), expected, rtol=1e-6)
+
+
 def test_same_padding_puts_the_odd_pixel_after():
     """TensorFlow's rule by hand: width 4, kernel 2, stride 1 pads 0 before and 1 after, so
     output j sums inputs j and j + 1 and the last sees the padding."""

@@ -388,3 +388,24 @@ def test_training_keeps_to_the_kernel_that_is_faster_as_it_goes(monkeypatch, par
     alone = run(monkeypatch, "sparse", spec, O.OptimizerConfig("adam", total_steps=40), epochs=4, n=600)
     for key in params:
         np.testing.assert_array_equal(params[key], alone[1][key])
+
+
+def test_softmax_regression_takes_the_fused_path_and_agrees(rng, monkeypatch):
+    """--hidden none: one dense layer, fused, the general path's parameters to float32 rounding;
+    a convnet never takes the fused path."""
+    spec = M.ModelSpec(hidden=())
+    x, y = rng.random((300, 784)).astype(np.float32), rng.integers(0, 10, 300)
+    config, adam = T.TrainConfig(epochs=2, batch_size=32), O.OptimizerConfig("adam", None, "cosine", total_steps=20)
+    trained = {}
+    for path in ("fused", "general"):
+        monkeypatch.setattr(F, "USE_FUSED", path == "fused")
+        params = M.init_params(spec, np.random.default_rng(1))
+        assert (T._fused_steps(spec, params, x, y, config, adam, None, None) is not None) == (path == "fused")
+        T.train(spec, params, x, y, x[:0], y[:0], config, adam)
+        trained[path] = params
+    for key in trained["fused"]:
+        np.testing.assert_allclose(trained["fused"][key], trained["general"][key], atol=1e-6, err_msg=key)
+    monkeypatch.setattr(F, "USE_FUSED", True)
+    cnn = M.ModelSpec(hidden=(), conv=(2,))
+    images = M.normalize(cnn, x)
+    assert T._fused_steps(cnn, M.init_params(cnn, rng), images, y, config, adam, None, None) is None

@@ -27,6 +27,9 @@ STEP_CASES = [
     for schedule in O.SCHEDULES
     for dt in ("float32", "float64")
 ]
+# convnets on small square images: (side, conv blocks, hidden sizes), each in both dtypes
+CONV_CASES = [(side, conv, hidden, dt) for side, conv, hidden in ((12, (3, 4), (5,)), (9, (2,), ()), (13, (1,), (3, 4)))
+              for dt in ("float32", "float64")]
 STEPS = 3
 # In float64 the hyperparameters are exactly representable in float32: Keras turns the Python
 # floats beta_1, beta_2, momentum and epsilon into float32 tensors before casting them to a
@@ -49,6 +52,21 @@ def _gradient_case(act, depth, dt):
     x = rng.standard_normal((rows, spec.inputs)).astype(dt)
     labels = rng.integers(0, 10, rows)
     return spec, params, x, labels
+
+
+def _conv_case(side, conv, hidden, dt):
+    rng = _case_rng("conv", side, conv, hidden, dt)
+    spec = M.ModelSpec(hidden=hidden, activations=("relu",), conv=conv, inputs=side * side, outputs=10)
+    params = M.init_params(spec, rng, dtype=np.dtype(dt))
+    for key in params:  # biases off 0, so that their gradients and the ReLUs' kinks are exercised
+        if key.endswith(".b"):
+            params[key] = rng.uniform(-0.1, 0.1, params[key].shape).astype(dt)
+    rows = int(rng.choice([1, 7]))
+    x = rng.standard_normal((rows, *spec.input_shape)).astype(dt)
+    return spec, params, x, rng.integers(0, 10, rows)
+
+
+CONV_TRAIN_SPEC = M.ModelSpec(hidden=(8,), activations=("tanh",), conv=(4,), inputs=144, outputs=10)
 
 
 def _step_case(name, decay, schedule, dt):
@@ -100,6 +118,9 @@ def answers(mnist_splits):
     for case in GRADIENT_CASES:
         spec, params, x, labels = _gradient_case(*case)
         keys[("grad", *case)] = job.add_gradients(spec, params, x, labels)
+    for case in CONV_CASES:
+        spec, params, x, labels = _conv_case(*case)
+        keys[("conv", *case)] = job.add_gradients(spec, params, x, labels)
     for case in STEP_CASES:
         spec, config, params, xs, labels = _step_case(*case)
         keys[("step", *case)] = job.add_steps(spec, config, params, xs, labels)
@@ -116,9 +137,15 @@ def answers(mnist_splits):
                                  params=initial, latency_repeats=3)
     keys["independent"] = job.add_train(TRAIN_SPEC, TRAIN_OPTIMIZER, TRAIN_CONFIG, "auto", data, x_test[0],
                                        latency_repeats=3)
+    conv_data = {name: np.repeat(value, 8, axis=1)[:, :144] if value.ndim == 2 else value
+                 for name, value in data.items()}  # 20 features stretched over a 12x12 image
+    conv_initial = M.init_params(CONV_TRAIN_SPEC, np.random.default_rng(6))
+    keys["conv_same"] = job.add_train(CONV_TRAIN_SPEC, TRAIN_OPTIMIZER, TRAIN_CONFIG, "auto", conv_data,
+                                      conv_data["x_test"][0], params=conv_initial, latency_repeats=3)
     events = []
     job.run(on_event=events.append)
-    return {"job": job, "keys": keys, "events": events, "data": data, "initial": initial}
+    return {"job": job, "keys": keys, "events": events, "data": data, "initial": initial,
+            "conv_data": conv_data, "conv_initial": conv_initial}
 
 
 @pytest.mark.parametrize(("act", "depth", "dt"), GRADIENT_CASES)
@@ -135,6 +162,46 @@ def test_gradients_match_gradient_tape(answers, act, depth, dt):
         assert keras_grads[name].dtype == g.dtype
         atol = rtol * 1e-2 * np.abs(g).max()  # entries near 0 carry the round-off of the big ones
         np.testing.assert_allclose(keras_grads[name], g, rtol=rtol, atol=atol, err_msg=name)
+
+
+@pytest.mark.parametrize(("side", "conv", "hidden", "dt"), CONV_CASES)
+def test_convnet_gradients_match_gradient_tape(answers, side, conv, hidden, dt):
+    """Conv2D (3x3 valid, ReLU), MaxPooling2D(2), Flatten and Dense in Keras, with our params
+    copied in as they are (kernels (3, 3, c_in, c_out)): TensorFlow's gradients are ours."""
+    spec, params, x, labels = _conv_case(side, conv, hidden, dt)
+    loss, grads = M.loss_and_grads(spec, params, x, labels)
+    key = answers["keys"][("conv", side, conv, hidden, dt)]
+    job = answers["job"]
+    keras_grads = job.grads(key)
+    assert keras_grads.keys() == grads.keys()
+    assert {k for k in grads if k.startswith("conv2d")} == {f"conv2d{i}.{p}" for i in range(len(conv)) for p in "Wb"}
+    rtol = 1e-4 if dt == "float32" else 1e-10
+    assert job.result(key)["loss"] == pytest.approx(loss, rel=rtol)
+    for name, g in grads.items():
+        assert keras_grads[name].dtype == g.dtype and keras_grads[name].shape == g.shape
+        atol = rtol * 1e-2 * np.abs(g).max()
+        np.testing.assert_allclose(keras_grads[name], g, rtol=rtol, atol=atol, err_msg=name)
+
+
+def test_same_init_fit_of_a_convnet_follows_our_training(answers):
+    """A convnet's fit() from our params and batch order ends where our training does."""
+    data, job = answers["conv_data"], answers["job"]
+    params = {k: v.copy() for k, v in answers["conv_initial"].items()}
+    spec = CONV_TRAIN_SPEC
+    x_train, x_val = M.normalize(spec, data["x_train"]), M.normalize(spec, data["x_val"])
+    assert x_train.shape == (300, 12, 12, 1)
+    result = T.train(spec, params, x_train, data["y_train"], x_val, data["y_val"], TRAIN_CONFIG, TRAIN_OPTIMIZER)
+    key = answers["keys"]["conv_same"]
+    theirs = job.params(key)
+    assert theirs.keys() == params.keys()
+    for k in params:
+        np.testing.assert_allclose(theirs[k], params[k], atol=1e-5, err_msg=k)
+    for ours, keras in zip(result.history, job.result(key)["history"]):
+        for field in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+            assert keras[field] == pytest.approx(ours[field], rel=1e-4), field
+    assert job.result(key)["parameters"] == spec.n_params()
+    np.testing.assert_allclose(job.array(key, "test_logits"), M.forward(spec, params, M.normalize(spec, data["x_test"])),
+                               atol=1e-4)
 
 
 @pytest.mark.parametrize(("name", "decay", "schedule", "dt"), STEP_CASES)
@@ -249,7 +316,7 @@ def test_worker_reports_progress_and_keeps_numba_out(answers):
     events = answers["events"]
     assert events[0]["event"] == "ready"
     assert events[0]["intra_op_threads"] == events[0]["inter_op_threads"] >= 1
-    assert sum(e["event"] == "epoch" for e in events) == 4  # two fits of two epochs
+    assert sum(e["event"] == "epoch" for e in events) == 6  # three fits of two epochs
     assert answers["job"].worker["forbidden_modules"] == []
     assert "tensorflow" not in sys.modules and "keras" not in sys.modules
 
@@ -278,6 +345,18 @@ def test_twin_description():
     assert {layer["initializer"] for layer in momentum["layers"]} == {"normal"} and momentum["l2"] == 0
     assert K.describe_twin(spec, O.OptimizerConfig("sgd"))["optimizer"]["config"]["momentum"] == 0.0
     assert "CosineDecay(0.002, decay_steps=750)" in K.describe_optimizer(twin)
+
+
+def test_twin_description_of_a_convnet():
+    spec = M.ModelSpec(hidden=(128,), conv=(32, 64), dropout=0.25)
+    twin = K.describe_twin(spec, O.OptimizerConfig("adam"), init="glorot")
+    assert twin["input_shape"] == [28, 28, 1] and twin["inputs"] == 784 and twin["dropout"] == 0.25
+    assert [(b["name"], b["filters"], b["kernel_size"], b["pool"], b["activation"], b["initializer"], b["kernel"])
+            for b in twin["conv"]] == [("conv2d0", 32, 3, 2, "relu", "he", "conv2d0.W"),
+                                       ("conv2d1", 64, 3, 2, "relu", "he", "conv2d1.W")]
+    assert [(layer["name"], layer["units"], layer["initializer"]) for layer in twin["layers"]] == [
+        ("dense0", 128, "glorot"), ("dense1", 10, "glorot")]
+    assert K.describe_twin(M.ModelSpec(), O.OptimizerConfig("sgd"))["conv"] == []
 
 
 def test_worker_failure_is_one_line():

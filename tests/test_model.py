@@ -396,3 +396,119 @@ def test_predictor_gives_the_networks_probabilities(rng, hidden, activations):
         np.testing.assert_allclose(probs, numpy_probs(spec, params, batch), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(predictor(images), expected, rtol=1e-4, atol=1e-6)  # more than rows
     np.testing.assert_allclose(predictor(images[:16:2]), expected[:16:2], rtol=1e-4, atol=1e-6)  # strided
+
+
+# ---------------------------------------------------------------- convnets (ModelSpec.conv)
+
+
+def numpy_convnet_logits(spec: M.ModelSpec, params: dict, x: np.ndarray) -> np.ndarray:
+    """The spec's convnet by plain NumPy loops: per block a valid 3x3 convolution with ReLU and a
+    2x2 max-pool (the edge past the last whole window dropped), then flatten (row-major over
+    height, width, channels, as Keras) and the dense ReLU layers; x (n, side * side)."""
+    side = math.isqrt(spec.inputs)
+    h = x.reshape(len(x), side, side, 1)
+    for i, _ in enumerate(spec.conv):
+        w, b = params[f"conv2d{i}.W"], params[f"conv2d{i}.b"]
+        oh, ow = h.shape[1] - 2, h.shape[2] - 2
+        z = np.zeros((len(h), oh, ow, w.shape[3])) + b
+        for dy in range(3):
+            for dx in range(3):
+                z += np.einsum("nhwc,cf->nhwf", h[:, dy : dy + oh, dx : dx + ow, :], w[dy, dx])
+        z = np.maximum(z, 0)
+        ph, pw = oh // 2, ow // 2
+        h = z[:, : 2 * ph, : 2 * pw].reshape(len(z), ph, 2, pw, 2, -1).max(axis=(2, 4))
+    h = h.reshape(len(h), -1)
+    for name, _, _, act in spec.layers():
+        h = h @ params[name + ".W"] + params[name + ".b"]
+        if act == "relu":
+            h = np.maximum(h, 0)
+    return h
+
+
+@settings(max_examples=20, deadline=None)
+@given(side=st.integers(4, 16), blocks=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+       hidden=st.lists(st.integers(1, 6), max_size=2), n=st.sampled_from([1, 2, 7]), seed=st.integers(0, 99))
+def test_a_convnet_spec_computes_its_documented_layers(side, blocks, hidden, n, seed):
+    sides = [side]
+    while sides[-1] - 2 >= 2:
+        sides.append((sides[-1] - 2) // 2)
+    if len(blocks) >= len(sides):  # more blocks than fit: refused, naming conv
+        with pytest.raises(ValueError, match=f"conv: {side}x{side} inputs take at most {len(sides) - 1} blocks"):
+            M.ModelSpec(hidden=tuple(hidden), conv=tuple(blocks), inputs=side * side)
+        return
+    rng = np.random.default_rng(seed)
+    spec = M.ModelSpec(hidden=tuple(hidden), conv=tuple(blocks), inputs=side * side)
+    params = M.init_params(spec, rng, dtype=np.float64)
+    for key in params:
+        params[key] = params[key] + rng.uniform(-0.1, 0.1, params[key].shape)  # biases off 0 too
+    x = rng.standard_normal((n, side * side))
+    assert spec.input_shape == (side, side, 1)
+    assert spec.features() == sides[len(blocks)] ** 2 * blocks[-1]
+    assert spec.n_params() == sum(v.size for v in params.values())
+    np.testing.assert_allclose(M.forward(spec, params, M.normalize(spec, x, np.float64)),
+                               numpy_convnet_logits(spec, params, x), rtol=1e-10, atol=1e-10)
+    assert M.normalize(spec, x).shape == (n, side, side, 1)
+
+
+def test_a_convnet_spec_layers_names_and_dropout():
+    spec = M.ModelSpec(hidden=(128,), conv=(32, 64), dropout=0.25)
+    assert [type(layer).__name__ for layer in spec.network().layers] == [
+        "Conv2D", "MaxPool2D", "Conv2D", "MaxPool2D", "Flatten", "Dropout", "Dense", "Dropout", "Dense"]
+    assert spec.describe() == "28x28-conv32-conv64-128relu-10"
+    assert spec.layers() == [("dense0", 1600, 128, "relu"), ("dense1", 128, 10, "identity")]
+    assert sorted(M.init_params(spec, np.random.default_rng(0))) == sorted(
+        f"{name}.{p}" for name in ("conv2d0", "conv2d1", "dense0", "dense1") for p in "Wb")
+    keras_example = M.ModelSpec(hidden=(), conv=(32, 64), dropout=0.5)  # Keras's Simple MNIST convnet
+    assert keras_example.n_params() == 34_826 and keras_example.describe() == "28x28-conv32-conv64-10"
+    assert M.ModelSpec(hidden=(128,)).network() == M.ModelSpec(hidden=(128,), conv=()).network()  # MLPs unchanged
+
+
+def test_no_hidden_layer_is_softmax_regression():
+    spec = M.ModelSpec(hidden=())
+    assert spec.activations == () and spec.describe() == "784-10" and spec.n_params() == 7850
+    assert M.dense_chain(spec) == (("dense0.W", "dense0.b", "identity"),)  # the fused path takes it
+    assert M.ModelSpec.from_json(spec.to_json()) == spec
+
+
+@pytest.mark.parametrize("conv", [(0,), (8, -1)])
+def test_spec_rejects_nonpositive_filters(conv):
+    with pytest.raises(ValueError, match="conv: filters must be positive"):
+        M.ModelSpec(conv=conv)
+
+
+def test_spec_rejects_a_convnet_of_images_that_are_not_square():
+    with pytest.raises(ValueError, match="conv: expected square one-channel images, got 783 inputs"):
+        M.ModelSpec(conv=(4,), inputs=783)
+
+
+def test_convnet_spec_json_round_trip_and_mlp_json_unchanged():
+    spec = M.ModelSpec(hidden=(16,), conv=(4, 8), dropout=0.2, input_mean=0.1, input_std=0.3)
+    assert spec.to_json()["conv"] == [4, 8]
+    assert M.ModelSpec.from_json(spec.to_json()) == spec
+    assert "conv" not in M.ModelSpec().to_json()
+    with pytest.raises(ValueError, match="model spec field conv has the wrong type"):
+        M.ModelSpec.from_json({**spec.to_json(), "conv": [4, "8"]})
+    assert spec.architecture().input_shape == (28, 28, 1)
+    assert spec.architecture().n_params() == spec.n_params()
+
+
+def test_predictor_of_a_convnet_gives_predict_proba(rng):
+    spec = M.ModelSpec(hidden=(8,), conv=(3,), input_mean=0.1, input_std=0.3)
+    params = M.init_params(spec, rng)
+    images = rng.random((3, 784)).astype(np.float32)
+    predictor = M.Predictor(spec, params)
+    np.testing.assert_array_equal(predictor(images), M.predict_proba(spec, params, images))
+    np.testing.assert_array_equal(predictor(images[0]), M.predict_proba(spec, params, images[0]))
+    np.testing.assert_allclose(predictor(images).sum(axis=1), 1, rtol=1e-5)
+
+
+def test_loss_and_grads_of_a_convnet_match_central_differences(rng):
+    spec = M.ModelSpec(hidden=(3,), conv=(2,), inputs=64)
+    params = M.init_params(spec, rng, dtype=np.float64)
+    params = {k: v + rng.uniform(-0.1, 0.1, v.shape) for k, v in params.items()}
+    x, labels = rng.standard_normal((4, 64)), rng.integers(0, 10, 4)
+    loss, grads = M.loss_and_grads(spec, params, x, labels)
+    assert loss == pytest.approx(numpy_cross_entropy(numpy_convnet_logits(spec, params, x), labels), rel=1e-12)
+    numeric = central_difference(lambda: numpy_cross_entropy(numpy_convnet_logits(spec, params, x), labels), params)
+    for key in params:
+        np.testing.assert_allclose(grads[key], numeric[key], rtol=1e-5, atol=1e-8, err_msg=key)

@@ -150,3 +150,42 @@ def test_all_data_trains_on_the_validation_images_too(mnist_splits, tmp_path):
     )
     assert seen[0] == 60  # 60,000 images in batches of 1,000
     assert np.isnan(outcome["result"].history[0]["val_loss"])
+
+
+CNN = app.preset_run("cnn")
+
+
+def test_cnn_is_a_convnet_recipe_the_help_describes():
+    spec = CNN.spec_args
+    assert spec["conv"] == (32, 64) and spec["hidden"] == (128,) and 0.25 <= spec["dropout"] <= 0.4
+    assert CNN.augment in ("affine", "elastic") and CNN.optimizer == "adam" and CNN.schedule == "cosine"
+    assert CNN.batch_size == 128 and CNN.all_data and CNN.preset == "cnn"
+    help_text = " ".join(run("train", "--help").stdout.split())
+    for words in ("cnn:", "--conv 32,64 --hidden 128", f"dropout {spec['dropout']:g}",
+                  f"{CNN.augment} augmentation", f"Adam {CNN.learning_rate:g}", f"{CNN.epochs} epochs"):
+        assert words in help_text, words
+
+
+@pytest.mark.parametrize(
+    ("args", "changes"),
+    [
+        (["--conv", "8"], {"conv": (8,)}),
+        (["--conv", "none"], {"conv": ()}),
+        (["--hidden", "none"], {"hidden": (), "activations": ()}),
+        (["--hidden", "64x32"], {"hidden": (64, 32), "activations": ("relu", "relu")}),
+    ],
+)
+def test_options_given_override_the_cnn_preset(args, changes):
+    run_ = options.build_train_run(context("--preset", "cnn", *args), "cnn")
+    assert run_ == app.TrainRun(**{**CNN.__dict__, "spec_args": {**CNN.spec_args, **changes}})
+
+
+def test_a_tiny_version_of_the_cnn_preset_runs(tmp_path):
+    out = tmp_path / "cnn.npz"
+    result = run("train", "--preset", "cnn", "--conv", "4", "--hidden", "8", "--epochs", "1", "--train-size", "256",
+                 "--data", MNIST_DIR, "--out", out, "--json", "--no-plot")
+    assert result.exit_code == 0, result.output
+    config = json.loads(result.stdout)["config"]
+    assert config["preset"] == "cnn" and config["augment"] == CNN.augment and config["all_data"]
+    spec, _, header = load_model(out)
+    assert spec.conv == (4,) and spec.dropout == CNN.spec_args["dropout"] and header["training"]["preset"] == "cnn"

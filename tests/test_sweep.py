@@ -321,3 +321,43 @@ def test_an_interrupted_then_resumed_sweep_reaches_the_same_table(tmp_path, monk
     resumed = run(*args, "--out", tmp_path / "resumed")
     assert resumed.exit_code == 0 and "1 runs were already" in resumed.stderr
     assert _ranking(resumed) == _ranking(straight)  # the table's rows, but for the timings
+
+
+# ---------------------------------------------------------------- convnets in a sweep
+
+
+def test_conv_configurations_read_as_hidden_ones():
+    assert cli_sweep.parse_configurations(("none,4x8", "4"), "--conv") == [(), (4, 8), (4,)]
+    assert cli_sweep.parse_configurations(("none", "16"), "--hidden") == [(), (16,)]
+
+
+@pytest.mark.parametrize(("conv", "words"), [("0", ["--conv", "positive"]), ("4x4x4x4", ["--conv", "at most 3"]),
+                                             ("a", ["--conv", "'a'"])])
+def test_bad_conv_configurations_are_refused(conv, words):
+    result = run("sweep", *TINY, "--conv", conv)
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert all(word in result.stderr for word in words)
+
+
+def test_grid_adds_conv_as_an_axis_and_keeps_mlp_keys():
+    base = app.TrainRun(epochs=3)
+    runs = sw.grid([(16,), ()], ["relu", "tanh"], [0], base, convs=[(), (4,)])
+    # conv-major; without hidden layers the two activations are one run
+    assert [(r.spec_args.get("conv"), r.spec_args["hidden"], r.spec_args["activations"]) for r in runs] == [
+        (None, (16,), ("relu",)), (None, (16,), ("tanh",)), (None, (), ()),
+        ((4,), (16,), ("relu",)), ((4,), (16,), ("tanh",)), ((4,), (), ())]
+    assert sw.run_key(runs[0]) == sw.run_key(sw.grid([(16,)], ["relu"], [0], base)[0])
+    assert [sw.config_label(r.spec_args["hidden"], sw.run_activation(r), r.spec_args.get("conv", ())) for r in runs] == [
+        "16 relu", "16 tanh", "none", "conv4 16 relu", "conv4 16 tanh", "conv4 none"]
+
+
+def test_a_sweep_over_conv_configurations(tmp_path):
+    result = run("sweep", "--data", MNIST_DIR, "--train-size", "256", "--epochs", "1", "--conv", "none,2",
+                 "--hidden", "8", "--out", tmp_path, "--no-plot", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert sorted((r["label"], tuple(r["conv"])) for r in report["runs"]) == [("8 relu", ()), ("conv2 8 relu", (2,))]
+    assert {row["label"]: row["conv"] for row in report["ranking"]} == {"8 relu": [], "conv2 8 relu": [2]}
+    cnn = next(r for r in report["runs"] if r["conv"])
+    spec, _, _ = load_model(cnn["model"])
+    assert spec.conv == (2,) and cnn["n_params"] == spec.n_params()

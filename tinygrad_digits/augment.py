@@ -227,7 +227,8 @@ def ink_changes(config: AugmentConfig, images: np.ndarray, rng: np.random.Genera
 
 
 class BatchAugmenter:
-    """The training loop's hook: ``augmenter(xb, rng) -> xb`` for batches of normalized inputs.
+    """The training loop's hook: ``augmenter(xb, rng) -> xb`` for batches of normalized inputs,
+    rows (n, side * side) or images (n, side, side, 1), returned in the shape they came in.
 
     Built from a config, the background value of the network's inputs and their std (the
     input scaling's; 1 for raw images); picklable.

@@ -9,6 +9,11 @@ A convolution is ``im2col`` (each output pixel's window as one row), one BLAS pr
 filters as a (kh * kw * c_in, c_out) matrix, and the bias and activation in one pass; its VJP
 is two products (dW = cols^T @ dz, dcols = dz @ W^T) and ``col2im``, which sums the window rows
 back onto the pixels.
+
+Every image kernel has two compilations with the same arithmetic to the bit: one in the calling
+thread and one over Numba's threads. For a batch's worth of work, ``CHOICE`` (thread_choice)
+calls whichever is faster at the moment, so that a core taken by another process costs a little
+time instead of a stall; a single image always runs in the calling thread.
 """
 
 from __future__ import annotations
@@ -19,10 +24,34 @@ import threading
 import numpy as np
 
 from .autodiff import Primitive
+from .thread_choice import ThreadChoice
 from .kernels import conv as _conv
+from .kernels import pool as _pool
 
 PADDINGS = ("valid", "same")
 CHUNK_ROWS = 1024  # output pixels per chunk of images: their window rows stay in cache
+PARALLEL_ROWS = 4 * CHUNK_ROWS  # convolutions with fewer output pixels run in the calling thread
+PARALLEL_VALUES = 64 * CHUNK_ROWS  # pools with fewer output values too (a pool is cheap per value)
+USE_PARALLEL = None  # None: the faster at the moment (thread_choice); True / False force threads / one thread
+CHOICE = ThreadChoice()
+
+
+def _threads(work: int, least: int) -> int:
+    """How many threads a kernel over ``work`` outputs may use: Numba's, for at least ``least``."""
+    if USE_PARALLEL is False or work < least:
+        return 1
+    import numba
+
+    return numba.get_num_threads()
+
+
+def _run(name: str, work: int, least: int, run, *site):
+    """``run(threads)``, threads 1 or Numba's: chosen by CHOICE for the call site (name, work,
+    *site), unless USE_PARALLEL forces it or the work is too small to share."""
+    threads = _threads(work, least)
+    if threads == 1 or USE_PARALLEL:
+        return run(threads)
+    return CHOICE.call((name, work, *site), lambda parallel: run(threads if parallel else 1))
 
 
 def _blas_controller():
@@ -35,8 +64,12 @@ def _blas_controller():
 _BLAS = []  # threadpoolctl's handle on BLAS, found at the first convolution
 
 
-def _one_blas_thread():
-    """BLAS held to one thread during a convolution's products (see kernels/conv.py)."""
+def _one_blas_thread(rows: int):
+    """BLAS held to one thread during the products of a convolution over ``rows`` output pixels
+    (see kernels/conv.py). Below PARALLEL_ROWS (a few images) the products are small enough for
+    BLAS's own choice, and threadpoolctl's 50-70 us a call would cost more than they do."""
+    if rows < PARALLEL_ROWS:
+        return contextlib.nullcontext()
     if not _BLAS:
         _BLAS.append(_blas_controller())
     return _BLAS[0].limit(limits=1) if _BLAS[0] is not None else contextlib.nullcontext()
@@ -45,15 +78,15 @@ def _one_blas_thread():
 _LOCAL = threading.local()  # each Python thread's scratch, reused from call to call
 
 
-def _scratch(dtype, size: int) -> np.ndarray:
-    """A 1-D scratch array of at least ``size`` for the kernels' chunks, grown as needed."""
+def _scratch(dtype, parts: int, size: int) -> np.ndarray:
+    """A (parts, >= size) scratch array for the kernels' chunks, one row per thread, grown as needed."""
     rooms = getattr(_LOCAL, "rooms", None)
     if rooms is None:
         rooms = _LOCAL.rooms = {}
     room = rooms.get(np.dtype(dtype))
-    if room is None or room.size < size:
-        room = rooms[np.dtype(dtype)] = np.empty(size, dtype=dtype)
-    return room
+    if room is None or room.size < parts * size:
+        room = rooms[np.dtype(dtype)] = np.empty(parts * size, dtype=dtype)
+    return room[: parts * size].reshape(parts, size)
 
 
 def conv_geometry(height: int, width: int, kh: int, kw: int, padding: str, stride: int):
@@ -104,22 +137,35 @@ def conv2d_forward(
     geometry = (kh, kw, int(stride), top, left, oh, ow)
     code = activation_code(activation)
     w2 = W.reshape(kh * kw * c_in, c_out)
-    scratch = _scratch(x.dtype, min(n, per_chunk) * oh * ow * kh * kw * c_in)
-    with _one_blas_thread():
-        y = _conv.conv_forward(x, w2, b, *geometry, code, float(alpha), per_chunk, scratch)
-    return y.reshape(n, oh, ow, c_out), (x, w2, y, code, float(alpha), geometry, per_chunk)
+    rows = x.reshape(n, height, width * c_in)
+    size = min(n, per_chunk) * oh * ow * kh * kw * c_in
+
+    def run(parts):
+        forward = _conv.conv_forward_parallel if parts > 1 else _conv.conv_forward
+        scratch = _scratch(x.dtype, parts, size)
+        return forward(rows, c_in, w2, b, *geometry, code, float(alpha), per_chunk, scratch)
+
+    with _one_blas_thread(n * oh * ow):
+        y = _run("conv_forward", n * oh * ow, PARALLEL_ROWS, run, w2.shape)
+    return y.reshape(n, oh, ow, c_out), (rows, c_in, w2, y, code, float(alpha), geometry, per_chunk)
 
 
 def conv2d_vjp(saved, g, needs):
-    x, w2, y, code, alpha, geometry, per_chunk = saved
+    rows, c_in, w2, y, code, alpha, geometry, per_chunk = saved
     dy = _c(np.asarray(g, dtype=y.dtype)).reshape(y.shape)
     k, m = w2.shape
-    scratch = _scratch(y.dtype, min(len(x), per_chunk) * geometry[5] * geometry[6] * (2 * k + m))
-    with _one_blas_thread():
-        dx, dw, db = _conv.conv_backward(
-            x, w2, y, dy, *geometry, code, alpha, bool(needs[0]), per_chunk, scratch
-        )
-    return (dx if needs[0] else None), dw.reshape(geometry[0], geometry[1], x.shape[3], -1), db
+    size = min(len(rows), per_chunk) * geometry[5] * geometry[6] * (2 * k + m)
+
+    def run(parts):
+        backward = _conv.conv_backward_parallel if parts > 1 else _conv.conv_backward
+        scratch = _scratch(y.dtype, parts, size)
+        return backward(rows, c_in, w2, y, dy, *geometry, code, alpha, bool(needs[0]), per_chunk, scratch)
+
+    with _one_blas_thread(len(y)):
+        dx, dw, db = _run("conv_backward", len(y), PARALLEL_ROWS, run, w2.shape, bool(needs[0]))
+    n, height = rows.shape[:2]
+    dx = dx.reshape(n, height, -1, c_in) if needs[0] else None
+    return dx, dw.reshape(geometry[0], geometry[1], c_in, -1), db
 
 
 conv2d_op = Primitive("conv2d", conv2d_forward, conv2d_vjp)
@@ -140,20 +186,28 @@ def _check_pool(op: str, x, size):
         raise ValueError(f"{op}: expected x (n, height, width, channels) with sides >= {size}, got {x.shape}")
 
 
+def _pooling(name: str, outputs: int, *args):
+    """The pooling kernel ``name`` of kernels/pool.py or its threaded twin, on ``args``."""
+    return _run(name, outputs, PARALLEL_VALUES,
+                lambda threads: getattr(_pool, name + "_parallel" if threads > 1 else name)(*args))
+
+
 def max_pool2d_forward(x, size: int = 2):
     """y (n, height // size, width // size, c): each non-overlapping size x size window's
     maximum; the rows and columns past the last whole window are dropped (Keras's 'valid')."""
     (x,) = _float("max_pool2d", x)
     _check_pool("max_pool2d", x, size)
-    y = _conv.max_pool_forward(x, int(size))
-    return y, (x, y, int(size))
+    size = int(size)
+    n, h, w, c = x.shape
+    at = np.empty((n, h // size, w // size, c), dtype=np.int8 if size * size <= 127 else np.int32)
+    return _pooling("max_pool_forward", at.size, x, size, at), (at, h, w, size, x.dtype)
 
 
 def max_pool2d_vjp(saved, g, needs):
     """The gradient of each window goes to its FIRST maximum (row-major order within the
     window), as ties must pick one: TensorFlow's MaxPoolGrad picks one too."""
-    x, y, size = saved
-    return (_conv.max_pool_backward(x, y, _c(np.asarray(g, dtype=y.dtype)), size),)
+    at, h, w, size, dtype = saved
+    return (_pooling("max_pool_backward", at.size, _c(np.asarray(g, dtype=dtype)), at, h, w, size),)
 
 
 max_pool2d_op = Primitive("max_pool2d", max_pool2d_forward, max_pool2d_vjp)
@@ -164,12 +218,16 @@ def avg_pool2d_forward(x, size: int = 2):
     the edge past the last whole window dropped (Keras's 'valid')."""
     (x,) = _float("avg_pool2d", x)
     _check_pool("avg_pool2d", x, size)
-    return _conv.avg_pool_forward(x, int(size)), (x.shape[1], x.shape[2], int(size), x.dtype)
+    size = int(size)
+    n, h, w, c = x.shape
+    y = _pooling("avg_pool_forward", n * (h // size) * (w // size) * c, x, size)
+    return y, (h, w, size, x.dtype)
 
 
 def avg_pool2d_vjp(saved, g, needs):
     h, w, size, dtype = saved
-    return (_conv.avg_pool_backward(_c(np.asarray(g, dtype=dtype)), h, w, size),)
+    g = _c(np.asarray(g, dtype=dtype))
+    return (_pooling("avg_pool_backward", g.size, g, h, w, size),)
 
 
 avg_pool2d_op = Primitive("avg_pool2d", avg_pool2d_forward, avg_pool2d_vjp)

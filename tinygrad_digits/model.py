@@ -1,11 +1,17 @@
-"""The CLI's multilayer perceptron: ``ModelSpec``, its layers and its parameters.
+"""The CLI's networks: ``ModelSpec``, its layers and its parameters.
 
-A spec describes ``inputs -> hidden layers (size, activation each) -> outputs`` and builds it
-as layers (``ModelSpec.network``): ``Dense(h, act)``, with ``Dropout`` after each hidden layer
-when ``dropout > 0``, then ``Dense(outputs)`` for the logits. The Sequential names layer ``i``
-``dense{i}``, so its params are ``dense{i}.W`` (in, out) and ``dense{i}.b`` (out,): this module
-is the only one that relies on those names (``Predictor``'s one-kernel forward pass). Inputs to
-``forward`` are already normalized (``normalize``); ``predict_proba`` takes raw [0, 1] images.
+A spec describes ``inputs -> [conv blocks] -> hidden layers (size, activation each) -> outputs``
+and builds it as layers (``ModelSpec.network``). Without ``conv`` it is a multilayer perceptron:
+``Dense(h, act)``, with ``Dropout`` after each hidden layer when ``dropout > 0``, then
+``Dense(outputs)`` for the logits. With ``conv`` (filters per block) the inputs are square
+one-channel images (side, side, 1), and each block is ``Conv2D(filters, 3, "valid", "relu")``
+then ``MaxPool2D(2)``; then ``Flatten``, ``Dropout`` (when ``dropout > 0``) and the dense head
+as above. The Sequential names the dense layers ``dense{i}``, so their params are
+``dense{i}.W`` (in, out) and ``dense{i}.b`` (out,), and the convolutions' ``conv2d{i}.W``
+(3, 3, c_in, filters) and ``conv2d{i}.b``: this module is the only one that relies on those
+names (``Predictor``'s one-kernel forward pass of an MLP). Inputs to ``forward`` are already
+normalized (``normalize``, which also gives them the spec's ``input_shape``);
+``predict_proba`` takes raw [0, 1] images (n, inputs).
 """
 
 from __future__ import annotations
@@ -15,17 +21,33 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import layers, ops
+from . import conv_layers, layers, ops
 from .network import check_scaling
-from .kernels import softmax as _softmax
 
 INITS = layers.INITS
+KERNEL, POOL = 3, 2  # each conv block: a KERNEL x KERNEL valid convolution, then a POOL x POOL max-pool
+
+
+def conv_sides(side: int, conv) -> list[int]:
+    """The image's side after each conv block, for square inputs of ``side``; ValueError when
+    there are more blocks than fit (a convolution needs KERNEL pixels, then a pool POOL)."""
+    sides = [side]
+    while sides[-1] - KERNEL + 1 >= POOL:
+        sides.append((sides[-1] - KERNEL + 1) // POOL)
+    if len(conv) >= len(sides):
+        path = " -> ".join(map(str, sides))
+        raise ValueError(
+            f"{side}x{side} inputs take at most {len(sides) - 1} blocks (a {KERNEL}x{KERNEL} convolution "
+            f"and a {POOL}x{POOL} pool each: {path}), got {len(conv)}"
+        )
+    return sides[1 : len(conv) + 1]
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """Architecture: hidden sizes with one activation each, leaky_relu's alpha, input scaling,
-    and the dropout rate after each hidden layer (Keras's meaning: the fraction dropped)."""
+    the dropout rate after each hidden layer (Keras's meaning: the fraction dropped), and the
+    filters of each conv block in front (none: an MLP; see the module doc)."""
 
     hidden: tuple[int, ...] = (128,)
     activations: tuple[str, ...] = ("relu",)
@@ -35,12 +57,14 @@ class ModelSpec:
     input_mean: float = 0.0
     input_std: float = 1.0
     dropout: float = 0.0
+    conv: tuple[int, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "conv", tuple(int(c) for c in self.conv))
         acts = (self.activations,) if isinstance(self.activations, str) else tuple(self.activations)
-        if len(acts) == 1 and len(self.hidden) > 1:
-            acts = acts * len(self.hidden)
+        if len(acts) == 1 and len(self.hidden) != 1:
+            acts = acts * len(self.hidden)  # no hidden layer: no activation
         object.__setattr__(self, "activations", acts)
         bad = [h for h in self.hidden if h <= 0]
         if bad:
@@ -59,17 +83,58 @@ class ModelSpec:
             raise ValueError(
                 f"dropout is the fraction of units dropped: expected 0 <= dropout < 1, got {self.dropout}"
             )
+        if self.conv:
+            bad = [c for c in self.conv if c <= 0]
+            if bad:
+                raise ValueError(f"conv: filters must be positive, got {bad[0]}")
+            if math.isqrt(self.inputs) ** 2 != self.inputs:
+                raise ValueError(f"conv: expected square one-channel images, got {self.inputs} inputs")
+            try:
+                conv_sides(math.isqrt(self.inputs), self.conv)
+            except ValueError as e:
+                raise ValueError(f"conv: {e}") from None
+
+    @property
+    def input_shape(self) -> tuple:
+        """One input's shape: (inputs,) for an MLP, (side, side, 1) for a convnet."""
+        side = math.isqrt(self.inputs)
+        return (side, side, 1) if self.conv else (self.inputs,)
+
+    def features(self) -> int:
+        """The width of the first dense layer's input: the pixels, or the last conv block's map."""
+        if not self.conv:
+            return self.inputs
+        return conv_sides(math.isqrt(self.inputs), self.conv)[-1] ** 2 * self.conv[-1]
+
+    def units(self) -> int:
+        """Values one input holds on its way through the network (inputs, every layer's outputs)."""
+        if not self.conv:
+            return self.inputs + sum(self.hidden) + self.outputs
+        side, total = math.isqrt(self.inputs), self.inputs
+        for filters, pooled in zip(self.conv, conv_sides(side, self.conv)):
+            side -= KERNEL - 1
+            total += side * side * filters + pooled * pooled * filters
+            side = pooled
+        return total + 2 * self.features() + sum(self.hidden) + self.outputs
 
     def layers(self) -> list[tuple[str, int, int, str]]:
         """(name, fan_in, fan_out, activation) per dense layer, the output layer last."""
-        sizes = (self.inputs, *self.hidden, self.outputs)
+        sizes = (self.features(), *self.hidden, self.outputs)
         acts = (*self.activations, ops.IDENTITY)
         return [(f"dense{i}", sizes[i], sizes[i + 1], acts[i]) for i in range(len(acts))]
 
     def network(self, init: str = "auto", dropout: float | None = None) -> layers.Sequential:
-        """The spec as layers: Dense(h, act) [Dropout] per hidden layer, then Dense(outputs)."""
+        """The spec as layers: [Conv2D, MaxPool2D per block, Flatten, [Dropout]], Dense(h, act)
+        [Dropout] per hidden layer, then Dense(outputs). ``init`` is the dense layers' (a Conv2D's
+        is He uniform, for its ReLU)."""
         rate = self.dropout if dropout is None else dropout
         stack = []
+        for filters in self.conv:
+            stack += [conv_layers.Conv2D(filters, KERNEL, "valid", "relu"), conv_layers.MaxPool2D(POOL)]
+        if self.conv:
+            stack.append(layers.Flatten())
+            if rate:
+                stack.append(layers.Dropout(rate))
         for size, act in zip(self.hidden, self.activations):
             stack.append(layers.Dense(size, act, self.alpha, init))
             if rate:
@@ -80,24 +145,31 @@ class ModelSpec:
         """The spec as a ``network.Network`` (what a model file records of any architecture)."""
         from .network import Network
 
-        return Network(self.network(), (self.inputs,), self.input_mean, self.input_std)
+        return Network(self.network(), self.input_shape, self.input_mean, self.input_std)
 
     def n_params(self) -> int:
-        return sum(i * o + o for _, i, o, _ in self.layers())
+        channels = (1, *self.conv)
+        convs = sum(KERNEL * KERNEL * c_in * c_out + c_out for c_in, c_out in zip(channels, self.conv))
+        return convs + sum(i * o + o for _, i, o, _ in self.layers())
 
     def describe(self) -> str:
-        """e.g. ``784-128relu-10``."""
+        """e.g. ``784-128relu-10``, ``28x28-conv32-conv64-128relu-10`` (each conv block with its pool)."""
         mid = [f"{h}{a}" for h, a in zip(self.hidden, self.activations)]
-        return "-".join([str(self.inputs), *mid, str(self.outputs)])
+        side = math.isqrt(self.inputs)
+        first = [f"{side}x{side}", *(f"conv{c}" for c in self.conv)] if self.conv else [str(self.inputs)]
+        return "-".join([*first, *mid, str(self.outputs)])
 
     def to_json(self) -> dict:
-        """The fields as JSON; ``dropout`` only when it is not 0, so that files of models
-        without dropout read the same in versions that predate it."""
+        """The fields as JSON; ``dropout`` only when it is not 0 and ``conv`` only for a convnet,
+        so that files of the models that predate them read the same in the versions before."""
         d = asdict(self)
         d["hidden"] = list(self.hidden)
         d["activations"] = list(self.activations)
+        d["conv"] = list(self.conv)
         if not self.dropout:
             del d["dropout"]
+        if not self.conv:
+            del d["conv"]
         return d
 
     @classmethod
@@ -107,9 +179,10 @@ class ModelSpec:
         if unknown:
             raise ValueError(f"unknown model spec fields: {', '.join(sorted(unknown))}")
         for name, value in d.items():
-            items = value if name in ("hidden", "activations") else [value]
-            kind = str if name == "activations" else int if name in ("hidden", "inputs", "outputs") else float
-            if name in ("hidden", "activations") and not isinstance(value, list) or not all(
+            lists = ("hidden", "activations", "conv")
+            items = value if name in lists else [value]
+            kind = str if name == "activations" else int if name in ("hidden", "conv", "inputs", "outputs") else float
+            if name in lists and not isinstance(value, list) or not all(
                     isinstance(v, kind) or kind is float and isinstance(v, int) for v in items) or any(
                     isinstance(v, bool) for v in items):
                 raise ValueError(f"model spec field {name} has the wrong type: {str(value)[:40]}")
@@ -125,18 +198,27 @@ def init_params(spec: ModelSpec, rng: np.random.Generator, init: str = "auto", d
     """
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}: expected one of {', '.join(INITS)}")
-    return spec.network(init).init(rng, (spec.inputs,), dtype)
+    return spec.network(init).init(rng, spec.input_shape, dtype)
 
 
 def check_params(spec: ModelSpec, params: dict) -> None:
     """Raise ValueError unless params has exactly the spec's keys and shapes."""
-    layers.check_params(spec.network(), params, (spec.inputs,))
+    layers.check_params(spec.network(), params, spec.input_shape)
 
 
 def normalize(spec, images: np.ndarray, dtype=np.float32) -> np.ndarray:
-    """Raw [0, 1] images (n, 784) -> the network's inputs, (x - mean) / std, C-contiguous."""
+    """Raw [0, 1] images (n, 784) -> the network's inputs, (x - mean) / std, C-contiguous, of
+    shape (n, *spec.input_shape) when the spec has one ((n, 28, 28, 1) for a convnet)."""
     x = (np.asarray(images, dtype=dtype) - dtype(spec.input_mean)) / dtype(spec.input_std)
-    return np.ascontiguousarray(x)
+    return np.ascontiguousarray(as_input_shape(spec, x))
+
+
+def as_input_shape(spec, x: np.ndarray) -> np.ndarray:
+    """Rows x (n, inputs) as (n, *spec.input_shape), a view; anything else as it is."""
+    shape = tuple(getattr(spec, "input_shape", ()))
+    if x.ndim == 2 and shape and x.shape[1:] != shape and x.shape[1] == int(np.prod(shape)):
+        return x.reshape(len(x), *shape)
+    return x
 
 
 def forward(spec: ModelSpec, params: dict, x: np.ndarray, rng: np.random.Generator | None = None):
@@ -151,89 +233,28 @@ def forward(spec: ModelSpec, params: dict, x: np.ndarray, rng: np.random.Generat
 def loss_and_grads(spec: ModelSpec, params: dict, x: np.ndarray, labels: np.ndarray,
                    rng: np.random.Generator | None = None):
     """Mean softmax cross-entropy of the network on (x (n, inputs), labels (n,)) and its gradient
-    by autodiff: (loss: float, grads: dict like params). ``rng`` draws dropout masks (training)."""
-    from . import ops
+    by autodiff: (loss: float, grads: dict like params). ``rng`` draws dropout masks (training).
+    A convnet's x may also come as (n, *spec.input_shape)."""
     from .autodiff import value_and_grad
 
     check_params(spec, params)
     x = np.ascontiguousarray(x, dtype=np.result_type(*params.values()))
-    if x.ndim != 2 or x.shape[1] != spec.inputs:
+    if x.ndim < 2 or x.shape[1:] not in ((spec.inputs,), spec.input_shape):
         raise ValueError(f"loss_and_grads: expected x of shape (n, {spec.inputs}), got {x.shape}")
+    x = as_input_shape(spec, x)
     network = spec.network()
     loss, grads = value_and_grad(lambda p: ops.softmax_cross_entropy(network.apply(p, x, rng), labels))(params)
     return float(loss), grads
 
 
 def dense_chain(spec: ModelSpec):
-    """The spec's layers as fastpath's dense chain: (weight key, bias key, activation) each."""
+    """The spec's layers as fastpath's dense chain: (weight key, bias key, activation) each; None
+    for a convnet."""
     from . import fastpath
 
-    return fastpath.dense_chain(spec.network(dropout=0.0))[0]
+    found = fastpath.dense_chain(spec.network(dropout=0.0))
+    return None if found is None else found[0]
 
 
-def predict_proba(spec, params: dict, images: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    """Class probabilities (n, outputs), in the params' dtype (float32 for trained models), of raw
-    [0, 1] images (n, inputs), or (outputs,) for one image (inputs,). ``spec`` is a ModelSpec or
-    any model with ``network()``, ``inputs``, ``outputs``, ``input_mean`` and ``input_std``."""
-    images = np.asarray(images)
-    single = images.ndim == 1
-    if single:
-        images = images[None, :]
-    if images.ndim != 2 or images.shape[1] != spec.inputs:
-        raise ValueError(f"predict: expected images of shape (n, {spec.inputs}), got {images.shape}")
-    dtype = np.result_type(*params.values()).type
-    network = spec.network()
-    out = np.empty((len(images), spec.outputs), dtype=dtype)
-    for start in range(0, len(images), batch_size):
-        x = normalize(spec, images[start : start + batch_size], dtype)
-        if hasattr(spec, "input_shape"):
-            x = x.reshape(len(x), *spec.input_shape)
-        out[start : start + batch_size] = _softmax.softmax(np.ascontiguousarray(network.apply(params, x)))
-    return out[0] if single else out
-
-
-class Predictor:
-    """predict_proba for one fixed model and a few images at a time (a drawing, a few files).
-
-    The params are flattened once, and a call is one kernel from raw image to probabilities
-    (kernels/fused.predict_rows: the first layer skips the images' blank pixels, and no product
-    goes through BLAS) instead of one call per op and array: 10 us instead of 30 for an image. The
-    probabilities are predict_proba's to float32 rounding. More than ``rows`` images at a time go
-    to predict_proba. The params must not change while the predictor is in use.
-    """
-
-    def __init__(self, spec: ModelSpec, params: dict, rows: int = 16):
-        from .kernels import sparse
-
-        check_params(spec, params)
-        self.spec, self.params, self.rows = spec, params, rows
-        self.alpha = float(spec.alpha)
-        from .fastpath import flat_layout
-
-        self.layout, keys, _, out_size = flat_layout(dense_chain(spec), params, rows)
-        self.dtype = params["dense0.W"].dtype.type
-        self.flat = np.concatenate([params[key].reshape(-1) for key, _, _ in keys]).astype(self.dtype)
-        self.outs = np.empty(out_size, dtype=self.dtype)
-        self.background = normalize(spec, np.zeros((1, spec.inputs)), self.dtype)[0, 0]
-        self.mean, self.std = self.dtype(spec.input_mean), self.dtype(spec.input_std)
-        self.xbuf = np.empty((rows, spec.inputs), dtype=self.dtype)
-        self.w_sums = np.empty(params["dense0.W"].shape[1], dtype=self.dtype)
-        sparse.column_sums(params["dense0.W"], self.w_sums)
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        """Class probabilities (n, outputs) of raw [0, 1] images (n, inputs), or (outputs,) for one."""
-        from .kernels import fused
-
-        images = np.asarray(images)
-        if images.ndim not in (1, 2) or images.shape[-1] != self.spec.inputs or (
-                images.ndim == 2 and len(images) > self.rows):
-            return predict_proba(self.spec, self.params, images)
-        x = np.ascontiguousarray(images.reshape(-1, self.spec.inputs), dtype=self.dtype)
-        probs = fused.predict_rows(self.flat, self.layout, self.alpha, x, self.mean, self.std, self.background,
-                                   self.w_sums, self.xbuf, self.outs)
-        return probs[0] if images.ndim == 1 else probs
-
-
-def predict(spec: ModelSpec, params: dict, images: np.ndarray) -> np.ndarray:
-    """Predicted labels (n,) int64 for raw [0, 1] images (n, inputs)."""
-    return np.argmax(predict_proba(spec, params, images), axis=-1)
+# Inference (predict_proba, predict and the one-kernel Predictor), in predictor.py
+from .predictor import Predictor, predict, predict_proba  # noqa: E402, F401

@@ -2,7 +2,7 @@
 
 The header (stored as the 0-d unicode array ``__model__``) carries the format version, the
 package version, the architecture as data (``architecture``: ``network.Network``'s JSON, a list
-of layers with the input's shape and scaling), for the CLI's MLPs also their ``ModelSpec``
+of layers with the input's shape and scaling), for the CLI's MLPs and convnets also their ``ModelSpec``
 (``spec``), and whatever the caller adds: the training config, the split seed, metrics. Files of
 format version 1 (version 0.1 of the package) hold the spec alone; they load as they did.
 
@@ -78,7 +78,7 @@ def _umask() -> int:
 
 def load_model(path: str | Path) -> tuple[ModelSpec | Network, dict, dict]:
     """Read a model file -> (model, params {key: float array}, header dict): the model is a
-    ModelSpec for the CLI's MLPs (and every version-1 file), else a Network.
+    ModelSpec for the CLI's MLPs and convnets (and every version-1 file), else a Network.
 
     The header is checked against its schema (``_check_header``) and every array's size, from
     the zip directory, against the shapes the architecture gives, before any array is read.

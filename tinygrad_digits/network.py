@@ -1,6 +1,6 @@
 """A trained model's architecture as data: its layers, the shape of one input and its scaling.
 
-``Network`` is what a model file holds for any architecture (``ModelSpec`` is the CLI's MLP, a
+``Network`` is what a model file holds for any architecture (``ModelSpec`` is the CLI's MLP or convnet, a
 special case that describes itself the same way, ``ModelSpec.architecture``). Both answer the
 calls that evaluation and prediction make: ``network()``, ``inputs``, ``outputs``,
 ``input_mean``, ``input_std``, ``describe()``, ``n_params()`` and ``to_json()``. Images are

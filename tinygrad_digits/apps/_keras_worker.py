@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .keras_model import build_model, build_optimizer, dense_layers, get_params, loss_of, set_params
+from .keras_model import build_model, build_optimizer, dense_layers, get_params, loss_of, param_specs, set_params
 
 KINDS = ("gradients", "steps", "init", "train")
 # LLVM a second time (numba, and our kernels, ops and model, which import it): never here
@@ -61,7 +61,7 @@ def task_gradients(tf, keras, task, arrays, emit):
     with tf.GradientTape() as tape:
         loss = loss_of(keras)(y, model(x, training=True))
     grads = tape.gradient(loss, variables)
-    names = [f"{key}/grads/{layer['name']}.{p}" for layer in task["twin"]["layers"] for p in "Wb"]
+    names = [f"{key}/grads/{layer['name']}.{p}" for layer in param_specs(task["twin"]) for p in "Wb"]
     return {"loss": float(loss)}, {n: g.numpy() for n, g in zip(names, grads)}
 
 

@@ -2,7 +2,8 @@
 
 The benchmark itself (worker processes, timing rounds, floors, report and plot) lives beside its
 worker scripts in the source checkout's ``benchmarks/`` folder (``bench_run``, ``bench_report``,
-``bench_plot``, ``bench_startup``), which the wheel does not ship: from an installed wheel,
+``bench_plot``, ``bench_startup``; ``bench_conv`` for ``digits bench --conv``, Keras's Simple
+MNIST convnet), which the wheel does not ship: from an installed wheel,
 ``run_bench`` raises BenchError saying so. Nothing here imports Numba or TensorFlow.
 """
 
@@ -79,6 +80,18 @@ def _module(name: str):
 def run_bench(plan: BenchPlan, splits, log=lambda message: None) -> dict:
     """Run the plan on the splits' training images; returns the report (bench_run.run_bench)."""
     return _module("bench_run").run_bench(plan, splits, log)
+
+
+def run_conv_bench(splits, train_size: int | None = None, batch_size: int = 128, keras: bool = True,
+                   log=lambda message: None) -> dict:
+    """Keras's Simple MNIST convnet: our epoch, its GEMM floor and Keras's, on the splits'
+    training images (the first ``train_size``, scaled to the epoch); bench_conv.run's report."""
+    return _module("bench_conv").run(splits.x_train, splits.y_train, train_size, batch_size, keras, log=log)
+
+
+def format_conv_report(report: dict) -> str:
+    """The text of a run_conv_bench report (bench_conv.format_report)."""
+    return _module("bench_conv").format_report(report)
 
 
 def format_report(report: dict) -> str:

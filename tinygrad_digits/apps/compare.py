@@ -1,4 +1,5 @@
-"""Application logic of ``digits compare``: our MLP and its Keras twin, trained side by side.
+"""Application logic of ``digits compare``: our network (an MLP or a convnet) and its Keras twin,
+trained side by side.
 
 ``compare`` trains ours in this process, then the twin (``keras_twin``) in the Keras worker
 process, one after the other so neither steals the other's cores; it evaluates both on the test

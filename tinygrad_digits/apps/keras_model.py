@@ -1,5 +1,6 @@
 """The Keras twin's model, as the worker builds it from a twin description (``keras_twin``):
-Dense layers named like ours, their initializers, the optimizer, and our params in and out.
+Conv2D and Dense layers named like ours, their initializers, the optimizer, and our params in
+and out.
 
 Keras comes in as an argument: this module imports neither TensorFlow nor anything of ours that
 loads Numba, so the worker can use it.
@@ -18,15 +19,34 @@ def _initializer(keras, family: str, seed: int):
     raise ValueError(f"unknown initializer family {family!r}")
 
 
-def build_model(keras, twin: dict, seed: int = 0):
-    """The twin's Sequential model: Dense layers named like our params, logits out.
+def _conv_layers(keras, twin: dict, seed: int, regularizer) -> list:
+    """Rows to images, then Conv2D (valid, its activation) and MaxPooling2D per block, and
+    Flatten (then Dropout, if any); block i's kernel initializer is seeded with ``seed + 1000 + i``."""
+    out = [keras.layers.Reshape(tuple(twin["input_shape"]), name="image")]
+    for i, block in enumerate(twin["conv"]):
+        out.append(keras.layers.Conv2D(
+            block["filters"], block["kernel_size"], padding="valid", activation=block["activation"],
+            kernel_initializer=_initializer(keras, block["initializer"], seed + 1000 + i),
+            bias_initializer="zeros", kernel_regularizer=regularizer, name=block["name"],
+        ))
+        out.append(keras.layers.MaxPooling2D(block["pool"], name=f"maxpool2d{i}"))
+    out.append(keras.layers.Flatten(name="flatten0"))
+    if twin.get("dropout"):
+        out.append(keras.layers.Dropout(twin["dropout"], seed=seed + 999, name="flatten0_dropout"))
+    return out
 
-    Layer i's kernel initializer is seeded with ``seed + i``; leaky_relu is a LeakyReLU layer
+
+def build_model(keras, twin: dict, seed: int = 0):
+    """The twin's Sequential model: Conv2D and Dense layers named like our params, logits out.
+
+    Dense layer i's kernel initializer is seeded with ``seed + i``; leaky_relu is a LeakyReLU layer
     after its Dense (Keras's ``activation="leaky_relu"`` has no slope argument), and dropout a
-    Dropout layer after every hidden layer.
+    Dropout layer after every hidden layer (and after the flatten of a convnet).
     """
     regularizer = keras.regularizers.L2(twin["l2"]) if twin["l2"] else None
     layers = [keras.Input((twin["inputs"],), name="pixels")]
+    if twin.get("conv"):
+        layers += _conv_layers(keras, twin, seed, regularizer)
     for i, layer in enumerate(twin["layers"]):
         act = layer["activation"]
         layers.append(
@@ -55,13 +75,19 @@ def build_optimizer(keras, twin: dict):
     return getattr(keras.optimizers, opt["class_name"])(learning_rate=lr, **opt["config"])
 
 
+def param_specs(twin) -> list:
+    """The twin's layers with params, in order: the conv blocks', then the dense layers'."""
+    return [*twin.get("conv", ()), *twin["layers"]]
+
+
 def dense_layers(model, twin):
-    return [model.get_layer(layer["name"]) for layer in twin["layers"]]
+    """The Keras layers with params (Conv2D and Dense), in ``param_specs``' order."""
+    return [model.get_layer(layer["name"]) for layer in param_specs(twin)]
 
 
 def set_params(model, twin, arrays: dict, prefix: str) -> None:
     """Our params (the twin's layers name their keys: "kernel" and "bias") into the Keras layers."""
-    for layer, keys in zip(dense_layers(model, twin), twin["layers"]):
+    for layer, keys in zip(dense_layers(model, twin), param_specs(twin)):
         given = arrays[prefix + keys["kernel"]].dtype
         if layer.kernel.dtype != given.name:
             raise ValueError(f"layer {layer.name} is {layer.kernel.dtype}, its parameters {given.name}")
@@ -70,7 +96,7 @@ def set_params(model, twin, arrays: dict, prefix: str) -> None:
 
 def get_params(model, twin, prefix: str) -> dict:
     out = {}
-    for layer, keys in zip(dense_layers(model, twin), twin["layers"]):
+    for layer, keys in zip(dense_layers(model, twin), param_specs(twin)):
         kernel, bias = layer.get_weights()
         out[prefix + keys["kernel"]] = kernel
         out[prefix + keys["bias"]] = bias

@@ -8,15 +8,17 @@ JSON, arrays in one ``.npz`` in a temporary directory, no pickle), runs the work
 and reads the answers back.
 
 The twin, layer for layer: one Keras ``Dense`` per dense layer of ours, whose kernel ``(in, out)``
-and bias ``(out,)`` are exactly our weight and bias (each twin layer names their keys, from
-``fastpath.dense_chain``); the same activations (leaky
-relu as a ``LeakyReLU(negative_slope=alpha)`` layer; ``Dropout(rate)`` after every hidden layer
-if the spec has dropout); a linear output layer whose logits go to
+and bias ``(out,)`` are exactly our weight and bias (each twin layer names their keys); for a
+convnet first ``Reshape`` to (28, 28, 1), then per conv block ``Conv2D(filters, 3,
+padding="valid", activation="relu")``, whose kernel ``(3, 3, c_in, filters)`` is our weight as it
+is, and ``MaxPooling2D(2)``, then ``Flatten``; the same activations (leaky
+relu as a ``LeakyReLU(negative_slope=alpha)`` layer; ``Dropout(rate)`` after the flatten and every
+hidden layer if the spec has dropout); a linear output layer whose logits go to
 ``SparseCategoricalCrossentropy(from_logits=True)`` (our softmax fused into the loss); He or
 Glorot uniform (or standard normal) kernels and zero biases; ``SGD``, ``SGD(momentum=...)`` or
 ``Adam(beta_1, beta_2, epsilon)``, with ``CosineDecay(lr, decay_steps=total_steps)`` for the
 cosine schedule; weight decay as ``L2(weight_decay / 2)`` on the kernels. Inputs are the same
-standardized arrays. Training uses ``fit`` with ``jit_compile=False``.
+standardized arrays, as rows (n, inputs). Training uses ``fit`` with ``jit_compile=False``.
 
 Known differences, both of float32 round-off size: Keras evaluates ``CosineDecay`` and Adam's
 bias correction ``sqrt(1 - beta_2^t) / (1 - beta_1^t)`` in float32 (ours: float64, then rounded),
@@ -56,24 +58,28 @@ def missing_message() -> str:
 def describe_twin(spec, optimizer, init: str = "auto") -> dict:
     """The Keras twin of ``spec`` trained with ``optimizer`` (an ``OptimizerConfig``), as JSON.
 
-    Returns {"inputs", "alpha", "dropout", "input_mean", "input_std", "layers": [{"name", "units",
-    "activation", "initializer"}], "l2", "optimizer": {"class_name", "learning_rate" (a float
-    or {"class_name": "CosineDecay", "config"}), "config"}}. The initializer family follows
-    ``model.init_params``: "auto" is He for the relu family, Glorot for sigmoid, tanh and the
-    output layer.
+    Returns {"inputs", "input_shape", "alpha", "dropout", "input_mean", "input_std", "conv":
+    [{"name", "filters", "kernel_size", "pool", "activation", "initializer", "kernel", "bias"}]
+    (empty for an MLP), "layers": [{"name", "units", "activation", "initializer", "kernel",
+    "bias"}], "l2", "optimizer": {"class_name", "learning_rate" (a float or {"class_name":
+    "CosineDecay", "config"}), "config"}}. The initializer family follows ``model.init_params``:
+    "auto" is He for the relu family, Glorot for sigmoid, tanh and the output layer; a
+    convolution's is He (its activation is ReLU) whatever ``init``.
     """
     from .. import model as M
     from .. import ops
 
+    conv = [{"name": f"conv2d{i}", "filters": filters, "kernel_size": M.KERNEL, "pool": M.POOL,
+             "activation": "relu", "initializer": "he", "kernel": f"conv2d{i}.W", "bias": f"conv2d{i}.b"}
+            for i, filters in enumerate(getattr(spec, "conv", ()))]
     layers = []
-    chain = M.dense_chain(spec)
-    for (name, _, fan_out, act), (kernel, bias, _) in zip(spec.layers(), chain):
+    for name, _, fan_out, act in spec.layers():  # the Sequential names them dense0, dense1, ...
         family = init
         if init == "auto":
             family = ops.ACTIVATIONS[act].init if act in ops.ACTIVATIONS else "glorot"
         keras_act = ops.ACTIVATIONS[act].keras if act in ops.ACTIVATIONS else "linear"
         layers.append({"name": name, "units": fan_out, "activation": keras_act, "initializer": family,
-                       "kernel": kernel, "bias": bias})
+                       "kernel": f"{name}.W", "bias": f"{name}.b"})
     lr = optimizer.learning_rate
     if optimizer.schedule == "cosine":
         lr = {"class_name": "CosineDecay",
@@ -87,10 +93,12 @@ def describe_twin(spec, optimizer, init: str = "auto") -> dict:
     opt["learning_rate"] = lr
     return {
         "inputs": spec.inputs,
+        "input_shape": list(getattr(spec, "input_shape", (spec.inputs,))),
         "alpha": spec.alpha,
         "dropout": float(getattr(spec, "dropout", 0.0)),  # Keras's rate: the fraction dropped
         "input_mean": spec.input_mean,
         "input_std": spec.input_std,
+        "conv": conv,
         "layers": layers,
         # our weight_decay adds wd * W to the gradient; L2(l2) adds 2 * l2 * W
         "l2": optimizer.weight_decay / 2,
@@ -116,6 +124,12 @@ def _params_arrays(prefix: str, params: dict) -> dict:
     return {f"{prefix}{k}": np.ascontiguousarray(v) for k, v in params.items()}
 
 
+def _rows(x: np.ndarray, dtype, leading: int = 1) -> np.ndarray:
+    """Inputs as rows, (..., inputs): a convnet's (n, 28, 28, 1) as the twin reads them."""
+    x = np.asarray(x, dtype)
+    return np.ascontiguousarray(x.reshape(*x.shape[:leading], -1))
+
+
 class Job:
     """Work for one worker process (each TensorFlow start costs seconds: batch tasks here).
 
@@ -138,13 +152,14 @@ class Job:
         return key
 
     def add_gradients(self, spec, params: dict, x: np.ndarray, labels: np.ndarray) -> str:
-        """GradientTape gradients of the mean cross-entropy at params on (x (n, in), labels (n,));
+        """GradientTape gradients of the mean cross-entropy at params on (x (n, in) or (n,
+        *spec.input_shape), labels (n,));
         the dtype is the params'. Answer: {"loss"}; ``grads(key)``, a dict like params."""
         from ..optimizers import OptimizerConfig
 
         dtype = np.result_type(*params.values())
         twin = describe_twin(spec, OptimizerConfig("sgd"))
-        arrays = {"x": np.asarray(x, dtype), "y": np.asarray(labels, np.int64),
+        arrays = {"x": _rows(x, dtype), "y": np.asarray(labels, np.int64),
                   **_params_arrays("params/", params)}
         return self._add("gradients", twin, dtype, arrays)
 
@@ -152,7 +167,7 @@ class Job:
         """One ``train_on_batch`` per batch xs[i] (steps, n, in), labels[i] (steps, n), from params.
         Answer: {"losses", "learning_rates"} per step; arrays ``params`` after the last step."""
         dtype = np.result_type(*params.values())
-        arrays = {"x": np.asarray(xs, dtype), "y": np.asarray(labels, np.int64),
+        arrays = {"x": _rows(xs, dtype, 2), "y": np.asarray(labels, np.int64),
                   **_params_arrays("params/", params)}
         return self._add("steps", describe_twin(spec, optimizer), dtype, arrays)
 
@@ -166,7 +181,7 @@ class Job:
                   params: dict | None = None, latency_repeats: int = 200) -> str:
         """A ``fit`` of ``config.epochs`` epochs with ``config.batch_size``.
 
-        data: normalized float32 ``x_train`` (n, in), ``x_val``, ``x_test`` and int64 labels
+        data: normalized float32 ``x_train`` (n, in) (or (n, *input_shape)), ``x_val``, ``x_test`` and int64 labels
         ``y_train``, ``y_val``. With ``params`` (identical-init mode) Keras starts from them and
         sees our batch order, the per-epoch permutations of ``default_rng(config.seed)``;
         without, it uses its own seeded initializers and ``shuffle=True``. ``image``: one raw
@@ -174,7 +189,7 @@ class Job:
         Answer: {"history", "total_seconds", "predict_seconds", "predict_seconds_tf_function",
         "parameters"}; arrays ``params`` (final) and ``test_logits`` (n_test, outputs).
         """
-        arrays = {name: np.ascontiguousarray(data[name]) for name in ("x_train", "x_val", "x_test")}
+        arrays = {name: _rows(data[name], np.float32) for name in ("x_train", "x_val", "x_test")}
         arrays.update({name: np.asarray(data[name], np.int64) for name in ("y_train", "y_val")})
         arrays["image"] = np.asarray(image, np.float32).reshape(-1)
         if params is not None:

@@ -7,10 +7,10 @@ or in worker processes. Every finished run appends one JSON object (a *record*) 
 what it finished, and the next sweep skips every run whose record is already there (a run is
 identified by ``run_key``: a hash of its whole configuration).
 
-A record: {key, label, hidden [sizes], activation, seed, config (TrainRun.config()), n_params,
+A record: {key, label, hidden [sizes], conv [filters per block; [] for an MLP], activation, seed, config (TrainRun.config()), n_params,
 test_accuracy, test_loss, val_accuracy, val_loss, per_digit_accuracy [10], seconds_per_epoch
 (median), epochs_done, stopped (None or why), model (path)}. ``summarize`` groups records by
-architecture (hidden sizes and activation) over seeds and ranks the groups by mean test accuracy.
+architecture (conv blocks, hidden sizes and activation) over seeds and ranks the groups by mean test accuracy.
 """
 
 from __future__ import annotations
@@ -38,24 +38,40 @@ def default_dir() -> Path:
     return paths.data_home() / "sweeps"
 
 
-def config_label(hidden: Iterable[int], activation: str) -> str:
-    """e.g. ``128x64 relu``."""
-    return "x".join(str(h) for h in hidden) + " " + activation
+def config_label(hidden: Iterable[int], activation: str, conv: Iterable[int] = ()) -> str:
+    """e.g. ``128x64 relu``, ``conv32x64 128 relu``, ``conv32x64 none`` (no hidden layer)."""
+    conv = "x".join(str(c) for c in conv)
+    hidden = "x".join(str(h) for h in hidden)
+    return (f"conv{conv} " if conv else "") + (f"{hidden} {activation}" if hidden else "none")
 
 
 def grid(
-    hiddens: Iterable[tuple[int, ...]], activations: Iterable[str], seeds: Iterable[int], base: TrainRun
+    hiddens: Iterable[tuple[int, ...]], activations: Iterable[str], seeds: Iterable[int], base: TrainRun,
+    convs: Iterable[tuple[int, ...]] = ((),),
 ) -> list[TrainRun]:
-    """One run per (hidden sizes, activation, seed), hidden-major; each a copy of ``base`` with
-    that architecture (one activation for every hidden layer) and seed."""
+    """One run per (conv blocks, hidden sizes, activation, seed), conv-major, then hidden-major;
+    each a copy of ``base`` with that architecture (one activation for every hidden layer) and
+    seed. An MLP's spec_args hold no ``conv``, so its run keys are those of earlier sweeps."""
     runs = []
-    for hidden in hiddens:
-        hidden = tuple(int(h) for h in hidden)
-        for act in activations:
-            for seed in seeds:
-                spec_args = {**base.spec_args, "hidden": hidden, "activations": (act,) * len(hidden)}
-                runs.append(replace(base, spec_args=spec_args, seed=int(seed)))
+    for conv in convs:
+        conv = tuple(int(c) for c in conv)
+        for hidden in hiddens:
+            hidden = tuple(int(h) for h in hidden)
+            for act in activations:
+                for seed in seeds:
+                    spec_args = {**base.spec_args, "hidden": hidden, "activations": (act,) * len(hidden)}
+                    spec_args.pop("conv", None)
+                    if conv:
+                        spec_args["conv"] = conv
+                    run = replace(base, spec_args=spec_args, seed=int(seed))
+                    if run not in runs:  # without hidden layers, the activations make one run
+                        runs.append(run)
     return runs
+
+
+def run_activation(run: TrainRun) -> str:
+    """The activation of the run's hidden layers; "" when it has none."""
+    return (run.spec_args["activations"] or ("",))[0]
 
 
 def run_key(run: TrainRun) -> str:
@@ -138,12 +154,14 @@ def run_one(run: TrainRun, data_dir: str | Path, models_dir: str | Path) -> dict
     history = result.history
     last = history[-1] if history else {}
     hidden = list(run.spec_args["hidden"])
-    activation = run.spec_args["activations"][0]
+    conv = list(run.spec_args.get("conv", ()))
+    activation = run_activation(run)
     nan = float("nan")
     return {
         "key": key,
-        "label": config_label(hidden, activation),
+        "label": config_label(hidden, activation, conv),
         "hidden": hidden,
+        "conv": conv,
         "activation": activation,
         "seed": run.seed,
         "config": run.config(),

@@ -10,7 +10,7 @@ import numpy as np
 
 
 def summarize(records: list[dict]) -> list[dict]:
-    """One row per architecture, best first: {label, hidden, activation, n_params, seeds,
+    """One row per architecture, best first: {label, hidden, conv, activation, n_params, seeds,
     test_accuracy (mean), test_accuracy_sd (sample sd over seeds, 0 for one), test_accuracy_min,
     test_accuracy_max, val_accuracy, test_loss, seconds_per_epoch (means), per_digit_accuracy
     [10] (mean), weakest_digit, stopped (how many runs stopped early)}."""
@@ -25,6 +25,7 @@ def summarize(records: list[dict]) -> list[dict]:
             {
                 "label": label,
                 "hidden": group[0]["hidden"],
+                "conv": group[0].get("conv", []),
                 "activation": group[0]["activation"],
                 "n_params": group[0]["n_params"],
                 "seeds": sorted(r["seed"] for r in group),

@@ -62,6 +62,21 @@ _RECIPES: dict[str, dict] = {
         "augment": "realistic",
         "all_data": True,
     },
+    # A convnet: two conv blocks (3x3 ReLU convolution, 2x2 max-pool) of 32 and 64 filters, a
+    # dense ReLU layer of 128, dropout after the flatten and the dense layer, affine augmentation,
+    # Adam with cosine decay, all 60,000 images.
+    "cnn": {
+        "spec_args": {"hidden": (128,), "activations": ("relu",), "alpha": 0.1, "dropout": 0.3, "conv": (32, 64)},
+        "init": "auto",
+        "epochs": 15,
+        "batch_size": 128,
+        "optimizer": "adam",
+        "learning_rate": 0.002,
+        "schedule": "cosine",
+        "weight_decay": 0.0,
+        "augment": "affine",
+        "all_data": True,
+    },
 }
 PRESETS: dict[str, dict] = {name: _RECIPES[name] for name in registry.PRESETS}
 
@@ -74,10 +89,12 @@ def preset_run(name: str, **overrides) -> TrainRun:
 
 
 def default_model_path(run: TrainRun) -> Path:
-    """``<models dir>/mlp-<architecture>.npz``, e.g. mlp-784-128relu-10.npz."""
+    """``<models dir>/<kind>-<architecture>.npz``, e.g. mlp-784-128relu-10.npz,
+    cnn-28x28-conv32-conv64-128relu-10.npz."""
     from ..model import ModelSpec
 
-    return paths.models_dir() / f"mlp-{ModelSpec(**run.spec_args).describe()}.npz"
+    spec = ModelSpec(**run.spec_args)
+    return paths.models_dir() / f"{'cnn' if spec.conv else 'mlp'}-{spec.describe()}.npz"
 
 
 def resolve_model(path: str | Path | None) -> Path:
@@ -114,15 +131,17 @@ PARAM_COPIES = 10
 
 
 def check_memory(spec, batch_size: int) -> None:
-    """ValueError naming --hidden when the spec's parameters and a batch's activations would not
-    fit in the memory available now; nothing is allocated to find out."""
+    """ValueError naming --hidden (or --conv, for a convnet) when the spec's parameters and a
+    batch's activations would not fit in the memory available now; nothing is allocated to find out."""
     from .. import resources
 
-    activations = batch_size * (spec.inputs + sum(spec.hidden) + spec.outputs) * 4 * 4
+    activations = batch_size * spec.units() * 4 * 4
     needed = spec.n_params() * 4 * PARAM_COPIES + activations
     available = resources.available_memory()
     if needed > available:
-        raise ValueError(f"--hidden {','.join(map(str, spec.hidden))}: {spec.n_params():,} parameters need about "
+        conv = f"--conv {','.join(map(str, spec.conv))} " if spec.conv else ""
+        hidden = ",".join(map(str, spec.hidden)) or "none"
+        raise ValueError(f"{conv}--hidden {hidden}: {spec.n_params():,} parameters need about "
                          f"{resources.human(needed)} of memory to train, more than the "
                          f"{resources.human(available)} available")
 
@@ -226,9 +245,6 @@ def train_and_save(run: TrainRun, splits, out: str | Path, on_batch=None, on_epo
     held_out = _held_out_scorer(spec, params, extra)
     scale = _scale_in_place if consume else M.normalize
     x_train, x_val = scale(spec, prepared.x_train), scale(spec, prepared.x_val)
-    shape = getattr(spec, "input_shape", None)
-    if shape is not None and len(shape) > 1:  # a network of images, e.g. (n, 28, 28, 1)
-        x_train, x_val = (x.reshape(len(x), *shape) for x in (x_train, x_val))
     prepared.x_train = prepared.x_val = None
     result = T.train(
         spec.network(), params, x_train, prepared.y_train, x_val, prepared.y_val, config, optimizer,
@@ -279,7 +295,7 @@ def _scale_in_place(spec, images: np.ndarray) -> np.ndarray:
         return M.normalize(spec, images)
     images -= np.float32(spec.input_mean)
     images /= np.float32(spec.input_std)
-    return images
+    return M.as_input_shape(spec, images)
 
 
 def train_report(outcome: dict, out: Path) -> dict:
