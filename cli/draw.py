@@ -31,10 +31,11 @@ class DisplayError(click.ClickException):
 @click.option("--state-file", type=click.Path(dir_okay=False, path_type=Path), default=None, hidden=True,
               help="Rewrite this JSON file with what the window shows after every change (for tests).")
 @click.option("--train-size", type=click.IntRange(min=1), default=None, hidden=True,
-              help="Train the offered default model on the first N images only (for tests).")
+              help="Train offered models, and learn, on the first N MNIST images only (for tests).")
 def draw(model, state_file, train_size):
-    """Draw a digit and watch the network read it live (Esc clears, 0-9 saves it labelled)."""
-    from tinygrad_digits.apps import training as app, recognize
+    """Draw a digit and watch the network read it live (Esc clears, 0-9 saves it labelled, L learns
+    from the saved drawings, M switches models)."""
+    from tinygrad_digits.apps import recognize
 
     from .draw_window import DrawWindow, warm_up
 
@@ -47,8 +48,7 @@ def draw(model, state_file, train_size):
             recognizer = None  # the window offers to train the default model
     if recognizer is not None:
         warm_up(recognizer)
-    run = app.TrainRun(train_size=train_size) if train_size else None
-    DrawWindow(tk, root, recognizer, state_file=state_file, train_run=run)
+    DrawWindow(tk, root, recognizer, state_file=state_file, train_size=train_size)
     root.mainloop()
 
 

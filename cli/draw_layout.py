@@ -1,5 +1,6 @@
 """The layout of ``digits draw``'s window: the canvas, its buttons, the prediction panel, the
-offer to train a model and the status bar, made as attributes of the window object."""
+offers to train a model, the progress of a model training or learning, and the status bar,
+made as attributes of the window object."""
 
 from __future__ import annotations
 
@@ -27,16 +28,22 @@ def build(self, title: str) -> None:
     # A faint guide: digits drawn about this big give MNIST-like strokes with the default brush.
     self.canvas.create_rectangle(0.15 * size, 0.12 * size, 0.85 * size, 0.88 * size, outline=GUIDE,
                                  dash=(4, 4), tags="guide")
-    buttons = [("Clear (Esc)", self.clear_canvas), ("Save… (S)", self.save_dialog),
-               ("Model… (M)", self.choose_model)]
-    for i, (text, command) in enumerate(buttons):
-        tk.Button(left, text=text, command=command, width=11).grid(row=1, column=i, pady=(8, 0))
-    tk.Label(left, text="Draw with the mouse · 0-9 saves the drawing with that label",
-             fg="#555555").grid(row=2, column=0, columnspan=3, pady=(6, 0))
+    rows = [[("Clear (Esc)", self.clear_canvas), ("Save… (S)", self.save_dialog), ("Learn (L)", self.learn)],
+            [("Next model (M)", self.switch_model), ("Open model… (O)", self.choose_model)]]
+    self.learn_button = None
+    for r, row in enumerate(rows, start=1):
+        for i, (text, command) in enumerate(row):
+            button = tk.Button(left, text=text, command=command, width=13)
+            button.grid(row=r, column=i, pady=(6 if r == 1 else 2, 0))
+            if command == self.learn:
+                self.learn_button = button
+    tk.Label(left, text="Draw with the mouse · 0-9 saves the drawing with that label\n"
+                        "Learn: teach the model everything saved so far",
+             fg="#555555").grid(row=3, column=0, columnspan=3, pady=(6, 0))
 
     right = tk.Frame(root, padx=10, pady=10)
     right.grid(row=0, column=1, sticky="n")
-    self.digit = tk.Label(right, text=" ", font=("Helvetica", 72, "bold"), width=2)
+    self.digit = tk.Label(right, text=" ", font=("Helvetica", 60, "bold"), width=2)
     self.digit.grid(row=0, column=0)
     self.confidence = tk.Label(right, text="", font=("Helvetica", 12))
     self.confidence.grid(row=1, column=0)
@@ -57,15 +64,22 @@ def build(self, title: str) -> None:
     self.model_label = tk.Label(right, text="", fg="#555555", wraplength=220)
     self.model_label.grid(row=5, column=0, pady=(6, 0))
 
+    self.learned = tk.Label(right, text="", fg="#1b5e20", wraplength=220)  # shown once the model learned
+
     self.offer = tk.Frame(left)  # shown under the canvas while there is no model
-    self.offer_text = tk.Label(self.offer, text="No trained model yet: train the default one "
-                               "(784-128relu-10, about a minute), or choose a model file.",
+    self.offer_text = tk.Label(self.offer, text="No trained model yet: train one, or open a model file.",
                                wraplength=400)
-    self.offer_text.grid(row=0, column=0)
-    self.train_button = tk.Button(self.offer, text="Train the default model (T)",
-                                  command=self.train_default)
-    self.train_button.grid(row=1, column=0, pady=4)
-    self.progress = ttk.Progressbar(self.offer, length=400, maximum=100, mode="determinate")
-    self.progress.grid(row=2, column=0)
+    self.offer_text.grid(row=0, column=0, columnspan=2)
+    self.offer_buttons = []
+    for i, (name, text) in enumerate(self.offers):
+        key = " (T)" if name is None else ""
+        button = tk.Button(self.offer, text=text + key, command=lambda name=name: self.train_offer(name))
+        button.grid(row=1, column=i, pady=4, padx=2)
+        self.offer_buttons.append(button)
+    self.job = tk.Frame(left)  # shown while a model trains or learns
+    self.job_text = tk.Label(self.job, text="", wraplength=400)
+    self.job_text.grid(row=0, column=0)
+    self.progress = ttk.Progressbar(self.job, length=400, maximum=100, mode="determinate")
+    self.progress.grid(row=1, column=0)
     self.status_bar = tk.Label(root, text="", anchor="w", fg="#333333", padx=10)
     self.status_bar.grid(row=1, column=0, columnspan=2, sticky="we", pady=(0, 6))

@@ -1,6 +1,6 @@
-"""The window of ``digits draw``: drawing, live predictions, saving labelled drawings, choosing
-or training a model. A thin Tk view: the logic lives in ``apps.drawing`` and ``apps.recognize``,
-the layout in ``draw_layout``."""
+"""The window of ``digits draw``: drawing and live predictions. A thin Tk view: the logic lives
+in ``apps.drawing`` and ``apps.recognize``, the layout in ``draw_layout``, and saving, models
+and the background jobs (training, learning) in ``draw_models``."""
 
 from __future__ import annotations
 
@@ -8,15 +8,13 @@ import base64
 import io
 import json
 import os
-import queue
-import threading
 from pathlib import Path
 
 from .draw_layout import BAR, BAR_HEIGHT, BAR_WIDTH, INK, PREVIEW, TOP_BAR, build
+from .draw_models import ModelsMixin
 
 TITLE = "digits draw"
 THROTTLE_MS = 100  # live predictions during a stroke: at most one per this many milliseconds
-POLL_MS = 100  # how often the window looks at the training thread's progress
 
 
 def warm_up(recognizer) -> None:
@@ -28,22 +26,24 @@ def warm_up(recognizer) -> None:
     recognizer.predict_ink(ink)
 
 
-class DrawWindow:
-    """The window: canvas, buttons and the prediction panel. Logic lives in ``drawing`` and
-    ``recognize``."""
+class DrawWindow(ModelsMixin):
+    """The window: canvas, buttons and the prediction panel. Logic lives in ``drawing``,
+    ``recognize`` and ``learning``. ``train_size``: train offered models, and learn, on the first
+    N MNIST images only (quick runs)."""
 
-    def __init__(self, tk, root, recognizer, state_file=None, train_run=None):
-        from tinygrad_digits.apps import drawing, recognize
+    def __init__(self, tk, root, recognizer, state_file=None, train_size=None):
+        from tinygrad_digits.apps import drawing, learning, recognize
 
-        self.tk, self.root, self.recognize, self.drawing = tk, root, recognize, drawing
+        self.tk, self.root, self.recognize, self.drawing, self.learning = tk, root, recognize, drawing, learning
         self.recognizer = recognizer
         self.sketch = drawing.Sketch()
         self.prediction = None
         self.pending = None  # the after() id of the throttled live prediction
-        self.training = None  # the training thread's queue while it runs
-        self.train_run = train_run
+        self.busy = None  # the background job (training or learning) while it runs
+        self.train_size = train_size
+        self.offers = learning.offers()
         self.state_file = Path(state_file) if state_file else None
-        self.state = {"saved": None, "status": "", "training": None, "final": True}
+        self.state = {"saved": None, "status": "", "training": None, "learned": None, "final": True}
         build(self, TITLE)
         self._bind()
         self.show_model()
@@ -57,7 +57,9 @@ class DrawWindow:
         for key in ("<Escape>", "<Key-c>", "<Delete>", "<BackSpace>"):
             self.root.bind(key, lambda event: self.clear_canvas())
         self.root.bind("<Key-s>", lambda event: self.save_dialog())
-        self.root.bind("<Key-m>", lambda event: self.choose_model())
+        self.root.bind("<Key-m>", lambda event: self.switch_model())
+        self.root.bind("<Key-o>", lambda event: self.choose_model())
+        self.root.bind("<Key-l>", lambda event: self.learn())
         self.root.bind("<Key-t>", lambda event: self.train_default())
         for key in ("<Control-q>", "<Control-w>"):
             self.root.bind(key, lambda event: self.root.destroy())
@@ -139,8 +141,9 @@ class DrawWindow:
             self.root.title(title)
 
     def title(self) -> str:
-        if self.training is not None:
-            return f"{TITLE} — training {100 * (self.state['training'] or {}).get('fraction', 0):.0f}%"
+        if self.busy is not None:
+            job = self.state["training"] or {}
+            return f"{TITLE} — {self.busy['kind']} {100 * job.get('fraction', 0):.0f}%"
         if self.recognizer is None:
             return f"{TITLE} — no model"
         if self.sketch.empty or self.prediction is None:
@@ -160,119 +163,6 @@ class DrawWindow:
         image.save(buffer, format="PNG")
         self.preview_image = self.tk.PhotoImage(data=base64.b64encode(buffer.getvalue()).decode("ascii"))
         self.preview.config(image=self.preview_image)
-
-    # ---- saving and models ----------------------------------------------------------------
-    def save_dialog(self) -> None:
-        """Ask for the label (the prediction is offered) and save the drawing."""
-        if self.sketch.empty:
-            self.status("nothing to save: draw a digit first")
-            return
-        from tkinter import simpledialog
-
-        guess = self.prediction.label if self.prediction is not None else None
-        label = simpledialog.askinteger("Save drawing", "Which digit is this? (0-9)", parent=self.root,
-                                        initialvalue=guess, minvalue=0, maxvalue=9)
-        if label is not None:
-            self.save(label)
-
-    def save(self, label: int) -> None:
-        """Save the drawing as a PNG labelled ``label`` in the drawings folder, then clear."""
-        if self.sketch.empty:
-            self.status("nothing to save: draw a digit first")
-            return
-        try:
-            path = self.drawing.save_drawing(self.sketch, label)
-        except (OSError, ValueError) as e:
-            self.status(f"could not save: {e}", error=True)
-            return
-        self.state["saved"] = str(path)
-        self.status(f"saved as {label}: {path}")
-        self.clear_canvas()
-
-    def choose_model(self) -> None:
-        from tkinter import filedialog
-
-        from tinygrad_digits import paths
-
-        start = paths.models_dir() if paths.models_dir().is_dir() else Path.home()
-        name = filedialog.askopenfilename(parent=self.root, title="Choose a model", initialdir=str(start),
-                                          filetypes=[("tinygrad-digits models", "*.npz"), ("all files", "*")])
-        if name:
-            self.load_model(name)
-
-    def load_model(self, path) -> None:
-        try:
-            recognizer = self.recognize.Recognizer.load(path)
-        except (OSError, ValueError) as e:
-            self.status((str(e).splitlines() or [type(e).__name__])[0], error=True)
-            return
-        self.use(recognizer)
-
-    def use(self, recognizer) -> None:
-        self.recognizer = recognizer
-        warm_up(recognizer)
-        self.show_model()
-        self.status(f"model {recognizer.path}")
-        self.predict_drawing(final=True)
-
-    def show_model(self) -> None:
-        if self.recognizer is None:
-            self.model_label.config(text="")
-            self.offer.grid(row=3, column=0, columnspan=3, pady=(12, 0))
-        else:
-            self.offer.grid_forget()
-            model = self.recognizer
-            self.model_label.config(text=f"model: {model.path.name} ({model.spec.describe()})")
-
-    def train_default(self) -> None:
-        """Train the default model in a worker thread; the window shows its progress."""
-        if self.recognizer is not None or self.training is not None:
-            return
-        reports: queue.Queue = queue.Queue()
-        run, recognize = self.train_run, self.recognize
-
-        def work():
-            try:
-                path = recognize.train_default_model(lambda f, m: reports.put(("progress", f, m)), run=run)
-                reports.put(("done", path))
-            except BaseException as e:  # noqa: BLE001 - shown in the window, not lost in a thread
-                reports.put(("error", (str(e).splitlines() or [type(e).__name__])[0]))
-
-        self.training = reports
-        self.train_button.config(state="disabled")
-        self.offer_text.config(text="Training the default model…")
-        threading.Thread(target=work, name="train-default-model", daemon=True).start()
-        self.root.title(self.title())
-        self.root.after(POLL_MS, self._poll_training)
-
-    def _poll_training(self) -> None:
-        outcome = None
-        while True:
-            try:
-                report = self.training.get_nowait()
-            except queue.Empty:
-                break
-            if report[0] == "progress":
-                self.progress["value"] = 100 * report[1]
-                self.offer_text.config(text=report[2])
-                self.state["training"] = {"fraction": report[1], "message": report[2]}
-            else:
-                outcome = report
-        if outcome is None:
-            self.write_state(self.title())
-            self.root.title(self.title())
-            self.root.after(POLL_MS, self._poll_training)
-            return
-        self.training = None
-        self.state["training"] = None
-        if outcome[0] == "error":
-            self.train_button.config(state="normal")
-            self.offer_text.config(text="Training failed.")
-            self.status(f"training failed: {outcome[1]}", error=True)
-            self.root.title(self.title())
-            return
-        self.load_model(outcome[1])
-        self.status(f"trained the default model: {outcome[1]}")
 
     # ---- status and state -----------------------------------------------------------------
     def status(self, message: str, error: bool = False) -> None:

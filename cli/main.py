@@ -15,6 +15,7 @@ import sys
 
 import click
 
+from .augment import augment
 from .bench import bench
 from .compare import compare
 from .draw import draw
@@ -84,5 +85,5 @@ def main():
     """tinygrad-digits: train, test and play with from-scratch MLPs and convnets on MNIST."""
 
 
-for command in (train, evaluate, predict, draw, compare, sweep, bench):
+for command in (train, evaluate, predict, draw, augment, compare, sweep, bench):
     main.add_command(command)

@@ -70,6 +70,8 @@ class EpochProgress:
             f"train loss {record['train_loss']:.4f} acc {100 * record['train_accuracy']:.2f}%  "
             f"{validation}  {record['seconds']:.2f} s"
         )
+        if record.get("extra_accuracy") is not None:  # the extra images held out (digits train --extra-images)
+            line += f"  held-out extra images acc {100 * record['extra_accuracy']:.2f}%"
         click.echo(line, err=self.as_json)
 
     def close(self) -> None:

@@ -1,4 +1,6 @@
-"""``digits train``: train an MLP or a convnet on MNIST and save it, with its learning curves."""
+"""``digits train``: train an MLP or a convnet on MNIST and save it, with its learning curves;
+optionally with extra labelled images (``--extra-images DIR``), or continuing from a saved model
+(``--from``)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from .output import EpochProgress, echo, emit_json
               help="Train on all 60,000 training images: the validation set joins the training set.")
 @click.option("--preset", type=click.Choice(registry.PRESETS), default=None,
               help="Start from a named recipe; options given override it. best: the strongest MLP, 800x800 "
-                   "ReLU, dropout 0.1, elastic augmentation, Adam 0.002 with cosine decay, batches of 256, "
+                   "ReLU, dropout 0.1, realistic augmentation (elastic, plus pens, blur, low resolution, "
+                   "contrast and noise), Adam 0.002 with cosine decay, batches of 256, "
                    "16 epochs on all 60,000 images (>= 99% test accuracy in under 5 minutes on 2 cores). "
                    "cnn: a convnet, --conv 32,64 --hidden 128, dropout 0.3, elastic augmentation, Adam "
                    "0.002 with cosine decay, batches of 128, 20 epochs on all 60,000 images.")
@@ -33,19 +36,28 @@ from .output import EpochProgress, echo, emit_json
 @click.option("--no-plot", is_flag=True, help="Do not draw the learning curves.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object (config, history, metrics) on stdout.")
+@opt.extra_images_options
 def train(conv, hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedule, weight_decay, seed,
-          train_size, dropout, augment, all_data, preset, data, out, plot, no_plot, as_json):
+          train_size, dropout, augment, all_data, preset, data, out, plot, no_plot, as_json, extra_images,
+          extra_weight, skip_bad, from_model):
     """Train an MLP or a convnet on MNIST and save it (digits train --hidden 128, digits train --conv 32,64)."""
     from tinygrad_digits.apps import training as app
 
-    run = opt.build_train_run(click.get_current_context(), preset)
+    ctx = click.get_current_context()
+    start = opt.fine_tune_start(ctx, from_model)
+    run = opt.build_train_run(ctx, preset)
+    if start is not None:
+        run = opt.fine_tune_run(ctx, run, start)
+        out = out or opt.tuned_path(start.path)
     out = out or app.default_model_path(run)
     plot = None if no_plot else (plot or _default_plot(out))
     opt.check_paths({"--out": out, "--plot": plot})
+    extra = opt.extra_images(ctx, extra_images, extra_weight, skip_bad, run.seed, as_json)
     splits = opt.load_data(data, run.seed, as_json)
     opt.announce_compile(as_json)
     progress = EpochProgress(as_json, run.epochs)
-    outcome = app.train_and_save(run, splits, out, on_batch=progress.batch, on_epoch=progress.epoch, consume=True)
+    outcome = app.train_and_save(run, splits, out, on_batch=progress.batch, on_epoch=progress.epoch, consume=True,
+                                 extra=extra, start=start)
     progress.close()
     result = outcome["result"]
     if outcome["saved"]:
@@ -59,12 +71,16 @@ def train(conv, hidden, act, alpha, init, epochs, batch_size, optimizer, lr, sch
         raise click.ClickException(result.stopped + kept)
     metrics = outcome["metrics"]
     echo(f"test accuracy {100 * metrics['accuracy']:.2f}%  test loss {metrics['loss']:.4f}", as_json)
+    if outcome.get("extra"):
+        held = outcome["extra"]
+        echo(f"held-out extra images ({held['held_out_images']}): accuracy {100 * held['before']:.2f}% before "
+             f"training, {100 * held['after']:.2f}% after", as_json)
     echo(f"model saved to {out}" + (f"; curves in {outcome['plot']}" if "plot" in outcome else ""), as_json)
     if outcome["replaced"]:
         click.echo(f"warning: another run also wrote {out} while this one trained; the file may hold "
                    "that run's model, not this one's", err=True)
     if as_json:
-        emit_json({**app.train_report(outcome, out), "replaced": outcome["replaced"]})
+        emit_json({**app.train_report(outcome, out), "replaced": outcome["replaced"], "extra": outcome.get("extra")})
     if result.stopped:
         echo(f"stopped early: {result.stopped}", True)
         sys.exit(130)

@@ -260,6 +260,48 @@ def test_window_without_a_model_trains_the_default_one(window_factory, private_h
     assert "Traceback" not in window.app_log() and "Exception" not in window.app_log()
 
 
+def test_window_learns_the_corrections_it_was_given(window_factory, model_path, private_home):
+    window = window_factory("--model", model_path, "--train-size", "2000")
+    assert window.wait_for_title("^digits draw$") == "digits draw"
+    for _ in range(3):  # a 1 written with a long flag, as many write it: the model reads a 7
+        window.draw(DIGITS[7])
+        assert TITLE.match(window.wait_for_title(PREDICTED))[1] == "7"
+        window.key("1")  # the correction: saved as a 1
+        assert window.wait_for_title("^digits draw$") == "digits draw"
+    window.key("l")
+    window.wait_for_title("^digits draw [^ ]+ learning [0-9]+%$")
+    assert window.wait_for_title("^digits draw$") == "digits draw"  # learned, the new model loaded
+    state = window.state()
+    learned = state["learned"]
+    assert learned["drawings"] == 3 and learned["before"] == 0 and learned["after"] == 1
+    tuned = private_home / "xdg-data" / "tinygrad-digits" / "models" / "recognize-model-tuned.npz"
+    assert state["model"] == learned["path"] == str(tuned) and tuned.is_file()
+    window.draw(DIGITS[7])
+    assert TITLE.match(window.wait_for_title(PREDICTED))[1] == "1"  # the answer changed
+    assert "Traceback" not in window.app_log() and "Exception" not in window.app_log()
+
+
+def test_m_switches_between_the_saved_models(window_factory, model_path, private_home):
+    models = private_home / "xdg-data" / "tinygrad-digits" / "models"
+    models.mkdir(parents=True)
+    for name in ("a.npz", "b.npz"):
+        shutil.copy(model_path, models / name)
+    window = window_factory()
+    assert window.wait_for_title("^digits draw$") == "digits draw"
+    first = Path(window.state()["model"])
+    window.key("m")
+    window.draw(DIGITS[1])  # events come in order: once this is read, the switch is done
+    assert TITLE.match(window.wait_for_title(PREDICTED))
+    second = Path(window.state()["model"])
+    assert {first.name, second.name} == {"a.npz", "b.npz"}
+    assert window.state()["status"] == f"model {second}"
+    window.clear()
+    window.key("m")
+    window.draw(DIGITS[1])
+    assert TITLE.match(window.wait_for_title(PREDICTED))
+    assert Path(window.state()["model"]) == first
+
+
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 

@@ -32,7 +32,7 @@ BEST = app.TrainRun(
     weight_decay=0.0,
     seed=0,
     train_size=None,
-    augment="elastic",
+    augment="realistic",
     all_data=True,
     preset="best",
 )
@@ -46,7 +46,7 @@ def test_best_expands_to_its_documented_recipe():
     assert app.preset_run("best") == BEST
     assert registry.PRESETS == tuple(app.PRESETS)
     help_text = " ".join(run("train", "--help").stdout.split())
-    for words in ("800x800", "ReLU", "dropout 0.1", "elastic augmentation", "16 epochs", "all 60,000", "99%"):
+    for words in ("800x800", "ReLU", "dropout 0.1", "realistic augmentation", "16 epochs", "all 60,000", "99%"):
         assert words in help_text
 
 

@@ -1,5 +1,7 @@
 """On-the-fly augmentation of MNIST-style square images: random shifts, rotations, scalings and
-(optionally) elastic distortion, resampled bilinearly by one Numba kernel (``kernels/augment``).
+(optionally) elastic distortion, resampled bilinearly by one Numba kernel (``kernels/augment``);
+then, for digits from other sources, stroke thickness, blur, low resolution (``kernels/ink``),
+contrast and background noise, each applied to a random share of the images.
 
 Contract: images are rows (n, side * side) of a float dtype, returned as a new array of the same
 shape and dtype; labels are never touched (the transforms are small enough to keep a digit the
@@ -30,6 +32,16 @@ class AugmentConfig:
     displacement at each of ``elastic_grid`` x ``elastic_grid`` control points, interpolated
     smoothly in between (0: no elastic distortion); a cheap stand-in for the Gaussian-smoothed
     random field of Simard et al. (2003).
+
+    The ink changes, each applied to an image with probability ``ink_share``: thickness: the
+    strokes grow by up to this many pixels or shrink by up to half that (grey dilation or erosion:
+    MNIST's thin strokes would break); blur: a Gaussian
+    of standard deviation up to this many pixels; low_res: the image is scaled down to a side
+    drawn from [low_res, side - 1] pixels and back up (0: never); contrast: every image's peak is
+    brought to 1 (as preprocessing leaves a digit from any source), then the ink is raised to a
+    power exp(u), u in [-contrast, contrast], and the paper rises by up to a quarter of
+    ``contrast``; noise: Gaussian noise of standard deviation up to this, in [0, 1] pixel units,
+    clipped to [0, 1].
     """
 
     max_shift: float = 2.0
@@ -37,9 +49,15 @@ class AugmentConfig:
     max_scale: float = 0.1
     elastic: float = 0.0
     elastic_grid: int = 5
+    thickness: float = 0.0
+    blur: float = 0.0
+    low_res: int = 0
+    contrast: float = 0.0
+    noise: float = 0.0
+    ink_share: float = 0.5
 
     def __post_init__(self):
-        for name in ("max_shift", "max_rotation", "max_scale", "elastic"):
+        for name in ("max_shift", "max_rotation", "max_scale", "elastic", "thickness", "blur", "contrast", "noise"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"AugmentConfig: {name} must be a finite number >= 0, got {value}")
@@ -47,6 +65,11 @@ class AugmentConfig:
             raise ValueError(
                 f"AugmentConfig: max_scale must be < 1 (a scale of 1 +- max_scale), got {self.max_scale}"
             )
+        for name, top in (("thickness", 3), ("blur", 3), ("contrast", 2), ("noise", 0.5), ("ink_share", 1)):
+            if not 0 <= getattr(self, name) <= top:
+                raise ValueError(f"AugmentConfig: {name} must lie in [0, {top}], got {getattr(self, name)}")
+        if self.low_res != 0 and not 4 <= self.low_res:
+            raise ValueError(f"AugmentConfig: low_res must be 0 (off) or a side >= 4 pixels, got {self.low_res}")
         if self.elastic_grid < 2:
             raise ValueError(
                 f"AugmentConfig: elastic_grid must be >= 2 control points, got {self.elastic_grid}"
@@ -61,6 +84,10 @@ _RECIPES: dict[str, AugmentConfig | None] = {
     "shift": AugmentConfig(max_shift=2.0, max_rotation=0.0, max_scale=0.0),
     "affine": AugmentConfig(max_shift=2.0, max_rotation=10.0, max_scale=0.1),
     "elastic": AugmentConfig(max_shift=2.0, max_rotation=10.0, max_scale=0.1, elastic=1.0),
+    # digits from other sources: elastic's distortions, then, each on 30% of the images, thicker or
+    # thinner pens, blur, low resolution (10-27 px), stroke edges fainter or bolder, a lighter paper, background noise
+    "realistic": AugmentConfig(max_shift=2.0, max_rotation=10.0, max_scale=0.1, elastic=1.0, thickness=1.0,
+                               blur=1.0, low_res=10, contrast=0.5, noise=0.05, ink_share=0.3),
 }
 AUGMENTATIONS: dict[str, AugmentConfig | None] = {name: _RECIPES[name] for name in registry.AUGMENTATIONS}
 
@@ -141,30 +168,78 @@ def random_transforms(config: AugmentConfig, n: int, rng: np.random.Generator):
 
 
 def augment_batch(
-    config: AugmentConfig, images: np.ndarray, rng: np.random.Generator, fill: float = 0.0
+    config: AugmentConfig, images: np.ndarray, rng: np.random.Generator, fill: float = 0.0, scale: float = 1.0
 ) -> np.ndarray:
     """Randomly transformed copies of images (n, side * side), same dtype; see the module doc.
 
     ``fill`` is the background value: 0 for raw [0, 1] images, ``-mean / std`` for standardized
-    ones (bilinear sampling commutes with that affine map, so either order gives the same).
+    ones (bilinear sampling commutes with that affine map, so either order gives the same), and
+    ``scale`` the std (1 for raw images): contrast and noise act on raw pixel values.
+    The geometric draws come first (``random_transforms``), then those of the ink changes in the
+    order of the config's fields, each only when it is on: a recipe without them draws as before.
     """
     matrices, offsets, fields = random_transforms(config, len(images), rng)
-    return warp(images, matrices, offsets, fields, fill)
+    out = warp(images, matrices, offsets, fields, fill)
+    return ink_changes(config, out, rng, fill, scale)
+
+
+def ink_changes(config: AugmentConfig, images: np.ndarray, rng: np.random.Generator, fill: float = 0.0,
+                scale: float = 1.0) -> np.ndarray:
+    """The config's thickness, blur, low resolution, contrast and noise on a random share of
+    images (n, side * side); returns a new array (or ``images`` itself when all are off)."""
+    from .kernels import ink
+
+    n, side = len(images), _side(images)
+    dtype = images.dtype.type
+
+    def chosen() -> np.ndarray:
+        return rng.random(n) < config.ink_share
+
+    if config.thickness:
+        amounts = np.ascontiguousarray(rng.uniform(-config.thickness / 2, config.thickness, n) * chosen())
+        images = ink.thickness(images, np.empty_like(images), side, amounts, dtype(fill))
+    if config.blur:
+        sigmas = np.ascontiguousarray(rng.uniform(0, config.blur, n) * chosen())
+        images = ink.blur(images, np.empty_like(images), side, sigmas, dtype(fill))
+    if config.low_res:
+        sizes = np.where(chosen(), rng.integers(config.low_res, side, n), side).astype(np.int64)
+        images = ink.low_resolution(images, np.empty_like(images), side, sizes, dtype(fill))
+    if config.contrast or config.noise:
+        images = images.copy() if images.flags.writeable else np.array(images)
+        mean = dtype(-fill * scale)  # raw = x * scale + mean; raw paper is 0
+        if config.contrast:
+            # as preprocess leaves every input: peak 1 (blur and low resolution lower it), then
+            # on the chosen images a gamma (fainter or bolder stroke edges) and a lighter paper
+            raw = images * dtype(scale) + mean
+            raw /= np.maximum(raw.max(axis=1, keepdims=True), dtype(1e-3))
+            on = np.flatnonzero(chosen())
+            gamma = np.exp(rng.uniform(-config.contrast, config.contrast, len(on))).astype(dtype)[:, None]
+            paper = rng.uniform(0, config.contrast / 4, len(on)).astype(dtype)[:, None]
+            raw[on] = paper + (1 - paper) * np.power(np.clip(raw[on], 0, 1), gamma)
+            images = (raw - mean) / dtype(scale)
+        if config.noise:
+            on = np.flatnonzero(chosen())
+            sigma = rng.uniform(0, config.noise, len(on)).astype(dtype)[:, None]
+            raw = images[on] * dtype(scale) + mean
+            raw += sigma * rng.standard_normal(raw.shape, dtype=np.float32).astype(dtype, copy=False)
+            images[on] = (np.clip(raw, 0, 1) - mean) / dtype(scale)
+    return images
 
 
 class BatchAugmenter:
     """The training loop's hook: ``augmenter(xb, rng) -> xb`` for batches of normalized inputs,
     rows (n, side * side) or images (n, side, side, 1), returned in the shape they came in.
 
-    Built from a config and the background value of the network's inputs; picklable.
+    Built from a config, the background value of the network's inputs and their std (the
+    input scaling's; 1 for raw images); picklable.
     """
 
-    def __init__(self, config: AugmentConfig, fill: float = 0.0):
-        self.config, self.fill = config, float(fill)
+    def __init__(self, config: AugmentConfig, fill: float = 0.0, scale: float = 1.0):
+        self.config, self.fill, self.scale = config, float(fill), float(scale)
 
     def __call__(self, xb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        rows = xb.reshape(len(xb), -1)
-        return augment_batch(self.config, rows, rng, self.fill).reshape(xb.shape)
+        rows = xb.reshape(len(xb), -1)  # images (n, 28, 28, 1) are rows of pixels too
+        return augment_batch(self.config, rows, rng, self.fill, self.scale).reshape(xb.shape)
 
     def __repr__(self) -> str:
-        return f"BatchAugmenter({self.config}, fill={self.fill})"
+        return f"BatchAugmenter({self.config}, fill={self.fill}, scale={self.scale})"

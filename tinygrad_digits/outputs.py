@@ -115,3 +115,27 @@ class Ownership:
 
     def wrote(self) -> None:
         self.mine = self._identity()
+
+
+def write_atomically(path: str | Path, write) -> Path:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``: a
+    reader sees the old file or the whole new one, never a part. Returns the path."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
