@@ -7,24 +7,31 @@ thread that is not running, and takes several times as long as the one-thread ca
 call site (a kernel and the size of its work) keeps the recent seconds of both, calls the
 faster, and calls the other now and then to see whether the machine has changed: after 2 calls
 at first, half as often each time the other is confirmed slower, down to one in PROBE_EVERY.
-A kernel's time falls at once to a faster call (a first call that compiled, or loaded, the
-kernel is forgotten as soon as it runs again) and rises by SMOOTHING of a slower one.
+A kernel's time is the (lower) median of its last WINDOW calls: one call slowed by the machine,
+or a first call that compiled the kernel, moves nothing. A probe faster than the kernel in use
+brings the next probes close again (after 2 calls), so that a change of the machine is confirmed
+in a few calls.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 
 PROBE_EVERY = 64  # at most this many calls between two runs of the kernel not in use
-SMOOTHING = 0.3  # the weight of a slower newest time in a kernel's running average (a faster one replaces it)
+WINDOW = 5  # a kernel's time: the median of its last WINDOW calls
 
 
 class _Site:
-    __slots__ = ("seconds", "wait", "gap", "probing")
+    __slots__ = ("times", "wait", "gap", "probing")
 
     def __init__(self):
-        self.seconds = {False: None, True: None}  # running average of a call, one thread / threads
+        self.times = {False: deque(maxlen=WINDOW), True: deque(maxlen=WINDOW)}  # one thread / threads
         self.wait, self.gap, self.probing = 0, 2, False
+
+    def seconds(self, parallel: bool) -> float:
+        times = sorted(self.times[parallel])
+        return times[(len(times) - 1) // 2]
 
 
 class ThreadChoice:
@@ -39,9 +46,9 @@ class ThreadChoice:
         if site is None:
             site = self.sites[key] = _Site()
         for parallel in (True, False):
-            if site.seconds[parallel] is None:
+            if not site.times[parallel]:
                 return parallel
-        best = site.seconds[True] < site.seconds[False]
+        best = site.seconds(True) < site.seconds(False)
         site.probing = site.wait <= 0
         if site.probing:
             site.wait = site.gap
@@ -51,11 +58,12 @@ class ThreadChoice:
 
     def record(self, key, parallel: bool, seconds: float) -> None:
         site = self.sites[key]
-        before = site.seconds[parallel]
-        site.seconds[parallel] = seconds if before is None or seconds < before else before + SMOOTHING * (seconds - before)
-        if site.probing and None not in site.seconds.values():
-            still = (site.seconds[True] < site.seconds[False]) != parallel  # the probed kernel still loses
-            site.gap = min(2 * site.gap, PROBE_EVERY) if still else 2
+        site.times[parallel].append(seconds)
+        if site.probing:
+            other = site.times[not parallel]
+            loses = not other or seconds >= site.seconds(not parallel)  # the probed kernel: slower again
+            site.gap = min(2 * site.gap, PROBE_EVERY) if loses else 2
+            site.wait = min(site.wait, site.gap)
             site.probing = False
 
     def call(self, key, run):
