@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import fastpath, layers, ops
+from . import fastpath, layers, ops, resources
 from . import optimizers as O
 from .autodiff import value_and_grad
 from .divergence import Best, gone_wrong
@@ -159,6 +159,8 @@ def train(
     fused = _fused_steps(model, params, x_train, y_train, config, optimizer, augment, loss)
     step = _GeneralStep(apply, loss, params, optimizer, state, augment, noise, x_train.dtype)
     blas = _one_blas_thread if network is not None and _has_images(network) else contextlib.nullcontext
+    if fused is None:  # autodiff's steps allocate and free the same arrays every step
+        resources.keep_freed_memory()
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         tally = _Tally()
