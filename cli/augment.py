@@ -8,6 +8,7 @@ import click
 
 from tinygrad_digits import registry
 
+from . import folder_options as folders
 from . import options as opt
 from .output import echo, emit_json
 
@@ -21,7 +22,7 @@ from .output import echo, emit_json
               help="How many digits (rows) to show.")
 @click.option("--images", type=click.Path(path_type=Path), default=None,
               help="Take the digits from a folder of labelled images, DIR/<digit>/* (default: MNIST's test set).")
-@opt.skip_bad_option
+@folders.skip_bad_option
 @opt.data_option
 @click.option("--seed", type=click.IntRange(0, opt.MAX_SEED), default=0, show_default=True,
               help="Seed of the random transforms.")
@@ -35,7 +36,7 @@ def augment(show, name, count, images, skip_bad, data, seed, as_json):
 
     opt.check_paths({"--show": show})
     if images is not None:
-        folder = opt.load_images_option(images, "--images", skip_bad)
+        folder = folders.load_images_option(images, "--images", skip_bad)
         x, labels = folder.images, folder.labels
     else:
         splits = opt.load_data(data, 0, as_json)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from . import folder_options as folders
 from . import options as opt
 from .output import emit_json
 
@@ -21,7 +22,7 @@ from .output import emit_json
 @click.option("--images", type=click.Path(path_type=Path), default=None,
               help="Evaluate on a folder of labelled images instead, DIR/<digit>/* in any format Pillow "
                    "reads (the layout digits draw saves), each prepared as digits predict prepares it.")
-@opt.skip_bad_option
+@folders.skip_bad_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object on stdout.")
 def evaluate(model, data, plot, misclassified, images, skip_bad, as_json):
     """Test accuracy, loss, per-digit accuracy and confusion matrix of a model (default: the latest)."""
@@ -31,7 +32,7 @@ def evaluate(model, data, plot, misclassified, images, skip_bad, as_json):
 
     path = app.resolve_model(model)
     opt.check_paths({"--plot": plot, "--misclassified": misclassified}, inputs={"the model": path})
-    folder = opt.load_images_option(images, "--images", skip_bad) if images is not None else None
+    folder = folders.load_images_option(images, "--images", skip_bad) if images is not None else None
     spec, params, header = load_model(path)
     if spec.inputs != 784 or spec.outputs != 10:  # MNIST's images and classes
         raise click.ClickException(f"{path}: expected a 784-input, 10-class model, got {spec.describe()}")

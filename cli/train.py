@@ -11,6 +11,7 @@ import click
 
 from tinygrad_digits import registry
 
+from . import folder_options as folders
 from . import options as opt
 from .output import EpochProgress, echo, emit_json
 
@@ -36,7 +37,7 @@ from .output import EpochProgress, echo, emit_json
 @click.option("--no-plot", is_flag=True, help="Do not draw the learning curves.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object (config, history, metrics) on stdout.")
-@opt.extra_images_options
+@folders.extra_images_options
 def train(conv, hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedule, weight_decay, seed,
           train_size, dropout, augment, all_data, preset, data, out, plot, no_plot, as_json, extra_images,
           extra_weight, skip_bad, from_model):
@@ -44,15 +45,15 @@ def train(conv, hidden, act, alpha, init, epochs, batch_size, optimizer, lr, sch
     from tinygrad_digits.apps import training as app
 
     ctx = click.get_current_context()
-    start = opt.fine_tune_start(ctx, from_model)
+    start = folders.fine_tune_start(ctx, from_model)
     run = opt.build_train_run(ctx, preset)
     if start is not None:
-        run = opt.fine_tune_run(ctx, run, start)
-        out = out or opt.tuned_path(start.path)
+        run = folders.fine_tune_run(ctx, run, start)
+        out = out or folders.tuned_path(start.path)
     out = out or app.default_model_path(run)
     plot = None if no_plot else (plot or _default_plot(out))
     opt.check_paths({"--out": out, "--plot": plot})
-    extra = opt.extra_images(ctx, extra_images, extra_weight, skip_bad, run.seed, as_json)
+    extra = folders.extra_images(ctx, extra_images, extra_weight, skip_bad, run.seed, as_json)
     splits = opt.load_data(data, run.seed, as_json)
     opt.announce_compile(as_json)
     progress = EpochProgress(as_json, run.epochs)

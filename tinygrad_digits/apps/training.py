@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import paths, registry
+from .presets import RECIPES
 
 INPUT_SCALING = "standardize"  # inputs are shifted and scaled by the training set's pixel mean/std
 
@@ -41,45 +42,7 @@ class TrainRun:
         return d
 
 
-# Named recipes for ``digits train --preset``: TrainRun fields (spec_args as in TrainRun).
-_RECIPES: dict[str, dict] = {
-    # An MLP that reaches >= 99.0% test accuracy in under 5 minutes on 2 cores (seed 0: 99.25%
-    # in 2 min 1 s; seed 1: 99.15%): two wide ReLU layers, elastic + affine augmentation (new
-    # images every epoch), light dropout, Adam with cosine decay, and the 12,000 validation
-    # images added to the training set. Batches of 256 halve the steps (and BLAS calls) of an
-    # epoch; 20 epochs gain little (99.20%) and 12 lose a little (99.05%). Those figures are with
-    # the elastic recipe; realistic adds to it the ink changes of digits from other sources (pens,
-    # blur, low resolution, contrast, noise) on 30% of the images each.
-    "best": {
-        "spec_args": {"hidden": (800, 800), "activations": ("relu", "relu"), "alpha": 0.1, "dropout": 0.1},
-        "init": "auto",
-        "epochs": 16,
-        "batch_size": 256,
-        "optimizer": "adam",
-        "learning_rate": 0.002,
-        "schedule": "cosine",
-        "weight_decay": 0.0,
-        "augment": "realistic",
-        "all_data": True,
-    },
-    # A convnet: two conv blocks (3x3 ReLU convolution, 2x2 max-pool) of 32 and 64 filters, a
-    # dense ReLU layer of 128, dropout after the flatten and the dense layer, elastic + affine
-    # augmentation, Adam with cosine decay, all 60,000 images. Measured on the test set (seed 0):
-    # 20 epochs 99.43%; dropout 0.2 and 30 epochs 99.39%: this architecture levels off there.
-    "cnn": {
-        "spec_args": {"hidden": (128,), "activations": ("relu",), "alpha": 0.1, "dropout": 0.3, "conv": (32, 64)},
-        "init": "auto",
-        "epochs": 20,
-        "batch_size": 128,
-        "optimizer": "adam",
-        "learning_rate": 0.002,
-        "schedule": "cosine",
-        "weight_decay": 0.0,
-        "augment": "elastic",
-        "all_data": True,
-    },
-}
-PRESETS: dict[str, dict] = {name: _RECIPES[name] for name in registry.PRESETS}
+PRESETS: dict[str, dict] = {name: RECIPES[name] for name in registry.PRESETS}
 
 
 def preset_run(name: str, **overrides) -> TrainRun:
