@@ -86,12 +86,6 @@ def fine_tune_run(ctx: click.Context, run, start):
     return replace(run, **changes)
 
 
-def tuned_path(source):
-    from tinygrad_digits.apps.finetune import tuned_path as path
-
-    return path(source)
-
-
 def extra_images(ctx: click.Context, folder, weight: int, skip_bad: bool, seed: int, as_json: bool):
     """The finetune.ExtraImages of --extra-images (None without it), its summary on stderr."""
     if folder is None:

@@ -48,8 +48,10 @@ def train(conv, hidden, act, alpha, init, epochs, batch_size, optimizer, lr, sch
     start = folders.fine_tune_start(ctx, from_model)
     run = opt.build_train_run(ctx, preset)
     if start is not None:
+        from tinygrad_digits.apps.finetune import tuned_path
+
         run = folders.fine_tune_run(ctx, run, start)
-        out = out or folders.tuned_path(start.path)
+        out = out or tuned_path(start.path)
     out = out or app.default_model_path(run)
     plot = None if no_plot else (plot or _default_plot(out))
     opt.check_paths({"--out": out, "--plot": plot})

@@ -15,8 +15,6 @@ first, from the zip directory.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from . import layers, resources
 from .model import ModelSpec
 from .network import Network
 from .npz_reader import MAX_NPY_HEADER, NpzReader
+from .outputs import write_atomically
 from .schema import FORMAT, FORMAT_VERSION, strict
 from .schema import check_header as _check_header
 
@@ -43,8 +42,6 @@ def save_model(path: str | Path, spec: ModelSpec | Network, params: dict, meta: 
 
     architecture = spec.architecture() if isinstance(spec, ModelSpec) else spec
     layers.check_params(architecture.layers, params, architecture.input_shape)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = {
         **(meta or {}),  # first, so that it can never overwrite the fields below
         "format": FORMAT,
@@ -56,24 +53,7 @@ def save_model(path: str | Path, spec: ModelSpec | Network, params: dict, meta: 
         header["spec"] = spec.to_json()
     arrays = {key: np.ascontiguousarray(value) for key, value in params.items()}
     arrays[HEADER] = np.array(json.dumps(strict(header), allow_nan=False))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide the model from other users
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return write_atomically(path, lambda f: np.savez(f, **arrays))
 
 
 def load_model(path: str | Path) -> tuple[ModelSpec | Network, dict, dict]:

@@ -85,8 +85,10 @@ def plot_misclassified(images, mistakes: list[dict], path: str | Path, title: st
 def _save(fig, path) -> Path:
     import matplotlib.pyplot as plt
 
+    from ..outputs import write_atomically
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    try:  # a reader (or an interrupted run) never sees half a picture
+        return write_atomically(path, lambda f: fig.savefig(f, dpi=110, format=path.suffix[1:] or "png"))
+    finally:
+        plt.close(fig)
