@@ -40,18 +40,9 @@ sys.path.insert(0, str(HERE.parent))
 
 
 def convnet():
-    from tinygrad_digits import layers as L
-    from tinygrad_digits.conv_layers import Conv2D, MaxPool2D
+    from tinygrad_digits.conv_layers import simple_convnet
 
-    return L.Sequential(
-        Conv2D(32, 3, activation="relu"),
-        MaxPool2D(2),
-        Conv2D(64, 3, activation="relu"),
-        MaxPool2D(2),
-        L.Flatten(),
-        L.Dropout(0.5),
-        L.Dense(10),
-    )
+    return simple_convnet()
 
 
 def products(batch: int) -> list[tuple[int, int, int]]:

@@ -18,8 +18,9 @@ PROBE = Path(__file__).resolve().parent / "startup_probe.py"
 
 
 def peak_memory(env) -> float | None:
-    """Peak resident size, in MiB, of ``digits train --hidden 128 --act relu`` (warm kernels, no
-    plot, the model in a temporary folder), read from the kernel's accounting of a child process."""
+    """Peak resident size, in MB (10^6 bytes), of ``digits train --hidden 128 --act relu`` as a user
+    runs it (warm kernels, the model and its plot in a temporary folder), read from the kernel's
+    accounting of a child process."""
     digits = Path(sys.executable).parent / "digits"
     if not digits.exists():
         return None
@@ -28,10 +29,10 @@ def peak_memory(env) -> float | None:
                  "done = subprocess.run(sys.argv[1:], capture_output=True)\n"
                  "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
         command = [sys.executable, "-c", probe, str(digits), "train", "--hidden", "128", "--act", "relu",
-                   "--no-plot", "--out", str(Path(folder) / "m.npz")]
+                   "--out", str(Path(folder) / "m.npz")]
         done = subprocess.run(command, env={**env, "XDG_DATA_HOME": folder}, capture_output=True, text=True)
         code, kib = done.stdout.split()
-        return int(kib) / 1024 if code == "0" else None
+        return int(kib) * 1024 / 1e6 if code == "0" else None
 
 
 def startup(log) -> dict:
@@ -61,7 +62,7 @@ def startup(log) -> dict:
         result["warm"] = {k: float(np.median([w[k] for w in warm])) for k in warm[0] if k != "cached"}
         result["warm"]["cached"] = all(w["cached"] for w in warm)
         log("start-up: peak memory of the default digits train")
-        result["peak_train_mib"] = peak_memory(env)
+        result["peak_train_mb"] = peak_memory(env)
     digits = Path(sys.executable).parent / "digits"
     if digits.exists():
         walls = []

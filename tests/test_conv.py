@@ -23,7 +23,7 @@ from tinygrad_digits import modelfile, ops
 from tinygrad_digits import optimizers as O
 from tinygrad_digits import train as T
 from tinygrad_digits.autodiff import grad
-from tinygrad_digits.conv_layers import AvgPool2D, Conv2D, MaxPool2D
+from tinygrad_digits.conv_layers import AvgPool2D, Conv2D, MaxPool2D, simple_convnet
 from tinygrad_digits.model import predict_proba
 from tinygrad_digits.network import Network
 
@@ -303,18 +303,6 @@ def test_conv2d_init_keras_limits_shapes_and_output_shape(dtype):
     ):
         with pytest.raises(ValueError):
             bad()
-
-
-def simple_convnet(dropout=0.5):
-    return L.Sequential(
-        Conv2D(32, 3, activation="relu"),
-        MaxPool2D(2),
-        Conv2D(64, 3, activation="relu"),
-        MaxPool2D(2),
-        L.Flatten(),
-        L.Dropout(dropout),
-        L.Dense(10),
-    )
 
 
 def test_simple_convnet_names_shapes_and_json():

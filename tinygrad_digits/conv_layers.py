@@ -121,3 +121,18 @@ class AvgPool2D(_Pool2D):
 
 
 _layers._TYPES.update({cls.__name__: cls for cls in (Conv2D, MaxPool2D, AvgPool2D)})
+
+
+def simple_convnet(dropout: float = 0.5) -> _layers.Sequential:
+    """Keras's "Simple MNIST convnet" example (34,826 parameters on 28x28x1 images): two 3x3 ReLU
+    convolutions of 32 and 64 filters, each followed by a 2x2 max-pool, then flatten, dropout and
+    a dense layer of 10 logits."""
+    return _layers.Sequential(
+        Conv2D(32, 3, activation="relu"),
+        MaxPool2D(2),
+        Conv2D(64, 3, activation="relu"),
+        MaxPool2D(2),
+        _layers.Flatten(),
+        _layers.Dropout(dropout),
+        _layers.Dense(10),
+    )

@@ -33,6 +33,14 @@ class Splits:
     y_test: np.ndarray
     seed: int
 
+    def let_go_of_training(self) -> None:
+        """Drop the training and validation images (they become 0-row arrays, labels stay), for
+        a caller that has handed them to a run that consumes them: their memory goes with the
+        run's last reference."""
+        for name in ("x_train", "x_val"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, value[:0].copy())
+
     def __repr__(self) -> str:
         return (
             f"Splits(train={len(self.y_train)}, val={len(self.y_val)}, "

@@ -86,7 +86,8 @@ class FusedSteps:
         dtype = np.dtype(np.float32)
         self.params, self.optimizer = params, optimizer
         # writable C arrays: a read-only or strided one would compile another kernel signature
-        self.x = x_train if x_train.flags.writeable else x_train.copy()
+        x = x_train if x_train.flags.writeable else x_train.copy()
+        self.n = len(x)
         self.y = np.require(y_train, np.int64, ["C", "W"])
         self.batch_size = batch = batch_size
         self.layout, self.keys, size, out_size = flat_layout(chain, params, batch)
@@ -117,17 +118,17 @@ class FusedSteps:
         self.seconds = {}  # parallel (bool): seconds per step of that kernel's last timed run
         self._loaded, self._chunks = set(), 0
         self._every, self._probe_at = PROBE_EVERY[0], PROBE_EVERY[0]
-        sparse = USE_SPARSE and self.x.shape[1] <= _sparse.MAX_COLUMNS
-        background, count = _background(self.x) if sparse else (0, 0)  # two passes over x: only if used
+        sparse = USE_SPARSE and x.shape[1] <= _sparse.MAX_COLUMNS
+        background, count = _background(x) if sparse else (0, 0)  # two passes over x: only if used
         self.background = dtype.type(background)
-        self.sparse = sparse and count >= SPARSE_MIN_BACKGROUND * self.x.size > 0
-        if self.sparse:
-            csr = _sparse.csr_rows(self.x, self.background)
+        self.sparse = sparse and count >= SPARSE_MIN_BACKGROUND * x.size > 0
+        if self.sparse:  # the kernels read the CSR copy only: x itself is not kept
+            csr, x = _sparse.csr_rows(x, self.background), np.empty((0, x.shape[1]), dtype)
         else:
             csr = (np.zeros(1, np.int64), np.zeros(0, np.uint16), np.zeros(0, dtype))
         widest = int(self.layout[:, 2].max())
         share = -(-batch // parts) * d_in if self.sparse else 0  # a part's rows' first-layer entries
-        self.data = _steps.TrainingSet(self.x, self.y, self.sparse, *csr, self.background)
+        self.data = _steps.TrainingSet(x, self.y, self.sparse, *csr, self.background)
         self.net = _steps.Network(self.flat, self.layout, self.alpha)
         self.opt = _steps.Optimizer(_RULES[optimizer.name], hyper, self.slot1, self.slot2)
         self.buffers = _steps.Buffers(self.grads, self.outs, self.deltas, self.xbuf, self.ybuf, self.progress)
@@ -150,7 +151,7 @@ class FusedSteps:
             self.params[key].reshape(-1)[...] = self.flat[at : at + count]
         done = int(self.progress[_steps.STEPS_DONE])
         tally.loss_sum, tally.correct = float(self.progress[_steps.LOSS_SUM]), int(self.progress[_steps.CORRECT])
-        tally.seen = min(done * self.batch_size, len(self.x))
+        tally.seen = min(done * self.batch_size, self.n)
 
     def _learning_rates(self, t: int, count: int) -> np.ndarray:
         """The rates optimizers.update would use for steps t .. t + count - 1, in the params' dtype."""
@@ -210,7 +211,7 @@ class FusedSteps:
     def run_epoch(self, order, state, tally, on_batch):
         """One epoch in chunks of steps; on_batch calls come after each chunk. Returns None, or
         (step, loss) for the first step whose loss was not finite (that step is not applied)."""
-        steps = steps_per_epoch(len(self.x), self.batch_size)
+        steps = steps_per_epoch(self.n, self.batch_size)
         self.progress[:] = 0.0
         done = 0
         while done < steps:

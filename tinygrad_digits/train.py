@@ -157,7 +157,9 @@ def train(
     good = {k: v.copy() for k, v in params.items()}  # the best epoch's params (the initial ones at first)
     best = Best()
     fused = _fused_steps(model, params, x_train, y_train, config, optimizer, augment, loss)
-    step = _GeneralStep(apply, loss, params, optimizer, state, augment, noise, x_train.dtype)
+    if fused is not None:  # it holds what its kernels read: a caller that let go of x_train frees it now
+        x_train = None
+    step = _GeneralStep(apply, loss, params, optimizer, state, augment, noise, dtype)
     blas = _one_blas_thread if network is not None and _has_images(network) else contextlib.nullcontext
     if fused is None:  # autodiff's steps allocate and free the same arrays every step
         resources.keep_freed_memory()
