@@ -117,12 +117,27 @@ def forward_latency(repeats: int = 300) -> float:
     model = convnet()
     params = model.init(np.random.default_rng(0), (28, 28, 1))
     image = np.random.default_rng(1).random((1, 28, 28, 1), dtype=np.float32)
+    return _median_seconds(lambda: model.apply(params, image), repeats)
+
+
+def predictor_latency(repeats: int = 300) -> float:
+    """Median seconds from one raw image to its probabilities through model.Predictor (what
+    digits draw and digits predict call), for the same convnet as a ModelSpec."""
+    from tinygrad_digits import model as M
+
+    spec = M.ModelSpec(hidden=(), activations=(), conv=(32, 64), dropout=0.5, input_mean=0.13, input_std=0.31)
+    predictor = M.Predictor(spec, M.init_params(spec, np.random.default_rng(0)))
+    image = np.random.default_rng(1).random(784, dtype=np.float32)
+    return _median_seconds(lambda: predictor(image), repeats)
+
+
+def _median_seconds(call, repeats: int) -> float:
     for _ in range(20):
-        model.apply(params, image)
+        call()
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        model.apply(params, image)
+        call()
         times.append(time.perf_counter() - started)
     return float(np.median(times))
 
@@ -166,7 +181,7 @@ def run(
     "gflop_per_epoch", "ours", "floor" (each {"seconds_per_epoch", "gflop_per_second"}; the floor
     also "products": [{"shape": [m, k, n], "seconds_threaded", "seconds_one_thread"}]), "keras"
     (the same and "keras", "tensorflow" versions, or None), "keras_over_ours" (or None),
-    "ours_over_floor", "forward_latency_seconds", "threads", "blas_threads", "load" (before and
+    "ours_over_floor", "forward_latency_seconds", "predictor_latency_seconds", "threads", "blas_threads", "load" (before and
     after)}. ``log(message)`` reports each stage as it starts.
     """
     from threadpoolctl import threadpool_limits
@@ -191,6 +206,7 @@ def run(
     with threadpool_limits(blas_threads):
         report["ours"] = timing(ours_seconds(x, y, batch, threads) * scale)
         report["forward_latency_seconds"] = forward_latency()
+        report["predictor_latency_seconds"] = predictor_latency()
     log("the GEMM floor: every product of an epoch as an sgemm call")
     floor, rows = floor_seconds(batch, epoch_steps)
     report["floor"] = {**timing(floor), "products": [
@@ -235,7 +251,8 @@ def format_report(report: dict) -> str:
     if report["keras_over_ours"] is not None:
         lines.append(f"keras / ours = {report['keras_over_ours']:.2f}")
     lines.append(f"ours / floor = {report['ours_over_floor']:.2f}")
-    lines.append(f"one image's forward pass: {report['forward_latency_seconds'] * 1e6:.0f} us")
+    lines.append(f"one image's forward pass: {report['forward_latency_seconds'] * 1e6:.0f} us (model.apply); "
+                 f"image to probabilities {report['predictor_latency_seconds'] * 1e6:.0f} us (model.Predictor)")
     lines.append(report["load"][-1])
     return "\n".join(lines)
 

@@ -287,6 +287,7 @@ def test_bench_conv_runs_end_to_end_on_a_tiny_subset():
     assert report["ours_over_floor"] == pytest.approx(
         report["ours"]["seconds_per_epoch"] / report["floor"]["seconds_per_epoch"])
     assert len(report["floor"]["products"]) == 8 and report["forward_latency_seconds"] > 0
+    assert report["predictor_latency_seconds"] > 0
     import bench_conv
 
     text = bench_conv.format_report(report)

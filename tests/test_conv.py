@@ -360,3 +360,27 @@ def test_a_small_cnn_learns_mnist(mnist_splits):
     result = T.train(model, params, x, s.y_train[:3000], xv, s.y_val[:1000], config, adam)
     assert result.stopped is None
     assert result.history[-1]["val_accuracy"] > 0.92
+
+
+def test_the_predictor_of_a_convnet_gives_its_probabilities(rng):
+    """model.Predictor for a ModelSpec convnet, against NumPy, for one image, a few and more
+    than its rows."""
+    from tinygrad_digits import model as M
+
+    spec = M.ModelSpec(hidden=(8,), activations=("relu",), conv=(4,), input_mean=0.13, input_std=0.31)
+    params = M.init_params(spec, rng)
+    params["conv2d0.b"][:] = rng.normal(0, 0.3, 4)
+    images = rng.random((20, 784), dtype=np.float32)
+    x = ((images - 0.13) / 0.31).reshape(20, 28, 28, 1)
+    pooled = np_pool(np.maximum(np_conv2d(x, params["conv2d0.W"], params["conv2d0.b"]), 0), 2, np.max)
+    hidden = np.maximum(pooled.reshape(20, -1) @ params["dense0.W"] + params["dense0.b"], 0)
+    logits = hidden @ params["dense1.W"] + params["dense1.b"]
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    assert len(set(np.argmax(expected, axis=1).tolist())) > 1
+    predictor = M.Predictor(spec, params, rows=8)
+    one = predictor(images[0])
+    assert one.shape == (10,) and one.dtype == np.float32
+    np.testing.assert_allclose(one, expected[0], rtol=1e-4, atol=1e-6)
+    for batch in (slice(0, 3), slice(0, 8), slice(0, 20)):  # within rows, exactly its rows, more
+        np.testing.assert_allclose(predictor(images[batch]), expected[batch], rtol=1e-4, atol=1e-6)

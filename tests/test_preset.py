@@ -158,7 +158,7 @@ CNN = app.preset_run("cnn")
 def test_cnn_is_a_convnet_recipe_the_help_describes():
     spec = CNN.spec_args
     assert spec["conv"] == (32, 64) and spec["hidden"] == (128,) and 0.25 <= spec["dropout"] <= 0.4
-    assert CNN.augment in ("affine", "elastic") and CNN.optimizer == "adam" and CNN.schedule == "cosine"
+    assert CNN.augment == "realistic" and CNN.optimizer == "adam" and CNN.schedule == "cosine"
     assert CNN.batch_size == 128 and CNN.all_data and CNN.preset == "cnn"
     help_text = " ".join(run("train", "--help").stdout.split())
     for words in ("cnn:", "--conv 32,64 --hidden 128", f"dropout {spec['dropout']:g}",

@@ -37,8 +37,9 @@ class Predictor:
     (kernels/fused.predict_rows: the first layer skips the images' blank pixels, and no product
     goes through BLAS) instead of one call per op and array: 10 us instead of 30 for an image. The
     probabilities are predict_proba's to float32 rounding. More than ``rows`` images at a time go
-    to predict_proba, and so does every call for a convnet (no such kernel for it). The params
-    must not change while the predictor is in use.
+    to predict_proba. A convnet's images go through its layers one op at a time, as in
+    predict_proba, with the network built once. The params must not change while the predictor
+    is in use.
     """
 
     def __init__(self, spec, params: dict, rows: int = 16):
@@ -50,7 +51,8 @@ class Predictor:
         self.alpha = float(spec.alpha)
         chain = dense_chain(spec)
         self.layout = None
-        if chain is None:  # a convnet: predict_proba, one op at a time
+        if chain is None:  # a convnet: its layers one op at a time
+            self.network, self.dtype = spec.network(), np.result_type(*params.values()).type
             return
         self.layout, keys, _, out_size = flat_layout(chain, params, rows)
         self.dtype = params["dense0.W"].dtype.type
@@ -67,9 +69,13 @@ class Predictor:
         from .kernels import fused
 
         images = np.asarray(images)
-        if self.layout is None or images.ndim not in (1, 2) or images.shape[-1] != self.spec.inputs or (
+        if images.ndim not in (1, 2) or images.shape[-1] != self.spec.inputs or (
                 images.ndim == 2 and len(images) > self.rows):
             return predict_proba(self.spec, self.params, images)
+        if self.layout is None:
+            x = normalize(self.spec, images.reshape(-1, self.spec.inputs), self.dtype)
+            probs = _softmax.softmax(np.ascontiguousarray(self.network.apply(self.params, x)))
+            return probs[0] if images.ndim == 1 else probs
         x = np.ascontiguousarray(images.reshape(-1, self.spec.inputs), dtype=self.dtype)
         probs = fused.predict_rows(self.flat, self.layout, self.alpha, x, self.mean, self.std, self.background,
                                    self.w_sums, self.xbuf, self.outs)

@@ -88,8 +88,8 @@ class Recognizer:
 
     @cached_property
     def predictor(self):
-        """model.Predictor for an MLP: one kernel call per drawing or small batch of files;
-        predict_proba for any other network."""
+        """model.Predictor for the CLI's MLPs and convnets (one kernel call per drawing or small
+        batch of files for an MLP); predict_proba for any other network."""
         from ..model import ModelSpec, Predictor, predict_proba
 
         if isinstance(self.spec, ModelSpec):
