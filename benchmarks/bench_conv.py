@@ -19,7 +19,8 @@ dense 10 (34,826 parameters); Adam, batch 128.
   first includes tracing), on the same images.
 
 Prints GFLOP per epoch, seconds and GFLOP/s of each, Keras/ours and ours/floor, and one image's
-forward latency. Figures move with the machine's load: the script prints ``uptime``'s.
+latencies (in a process of their own, as ``digits predict`` and ``digits draw`` run: the forward
+pass through model.apply, and raw image to probabilities through model.Predictor). Figures move with the machine's load: the script prints ``uptime``'s.
 """
 
 from __future__ import annotations
@@ -131,6 +132,14 @@ def predictor_latency(repeats: int = 300) -> float:
     return _median_seconds(lambda: predictor(image), repeats)
 
 
+def latencies() -> dict:
+    """{"forward_latency_seconds", "predictor_latency_seconds"}, measured in a process of their
+    own, as digits predict and digits draw run: one that has not trained."""
+    run = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--latency"], capture_output=True,
+                         text=True, check=True)
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
 def _median_seconds(call, repeats: int) -> float:
     for _ in range(20):
         call()
@@ -205,8 +214,7 @@ def run(
     log(f"ours: {-(-n // batch)} steps of batch {batch}")
     with threadpool_limits(blas_threads):
         report["ours"] = timing(ours_seconds(x, y, batch, threads) * scale)
-        report["forward_latency_seconds"] = forward_latency()
-        report["predictor_latency_seconds"] = predictor_latency()
+    report.update(latencies())
     log("the GEMM floor: every product of an epoch as an sgemm call")
     floor, rows = floor_seconds(batch, epoch_steps)
     report["floor"] = {**timing(floor), "products": [
@@ -270,7 +278,12 @@ def main() -> None:
     )
     parser.add_argument("--no-keras", action="store_true", help="skip the Keras process")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument("--latency", action="store_true", help="only one image's latencies, as JSON")
     args = parser.parse_args()
+    if args.latency:
+        print(json.dumps({"forward_latency_seconds": forward_latency(),
+                          "predictor_latency_seconds": predictor_latency()}))
+        return
 
     from tinygrad_digits.data import load_splits
 

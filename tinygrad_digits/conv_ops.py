@@ -18,12 +18,12 @@ time instead of a stall; a single image always runs in the calling thread.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 
 import numpy as np
 
 from .autodiff import Primitive
+from .resources import one_blas_thread
 from .thread_choice import ThreadChoice
 from .kernels import conv as _conv
 from .kernels import pool as _pool
@@ -52,27 +52,6 @@ def _run(name: str, work: int, least: int, run, *site):
     if threads == 1 or USE_PARALLEL:
         return run(threads)
     return CHOICE.call((name, work, *site), lambda parallel: run(threads if parallel else 1))
-
-
-def _blas_controller():
-    from threadpoolctl import ThreadpoolController
-
-    blas = ThreadpoolController().select(user_api="blas")
-    return blas if blas.lib_controllers else None
-
-
-_BLAS = []  # threadpoolctl's handle on BLAS, found at the first convolution
-
-
-def _one_blas_thread(rows: int):
-    """BLAS held to one thread during the products of a convolution over ``rows`` output pixels
-    (see kernels/conv.py). Below PARALLEL_ROWS (a few images) the products are small enough for
-    BLAS's own choice, and threadpoolctl's 50-70 us a call would cost more than they do."""
-    if rows < PARALLEL_ROWS:
-        return contextlib.nullcontext()
-    if not _BLAS:
-        _BLAS.append(_blas_controller())
-    return _BLAS[0].limit(limits=1) if _BLAS[0] is not None else contextlib.nullcontext()
 
 
 _LOCAL = threading.local()  # each Python thread's scratch, reused from call to call
@@ -145,7 +124,7 @@ def conv2d_forward(
         scratch = _scratch(x.dtype, parts, size)
         return forward(rows, c_in, w2, b, *geometry, code, float(alpha), per_chunk, scratch)
 
-    with _one_blas_thread(n * oh * ow):
+    with one_blas_thread():  # the kernels' products, one per chunk of images, are small
         y = _run("conv_forward", n * oh * ow, PARALLEL_ROWS, run, w2.shape)
     return y.reshape(n, oh, ow, c_out), (rows, c_in, w2, y, code, float(alpha), geometry, per_chunk)
 
@@ -161,7 +140,7 @@ def conv2d_vjp(saved, g, needs):
         scratch = _scratch(y.dtype, parts, size)
         return backward(rows, c_in, w2, y, dy, *geometry, code, alpha, bool(needs[0]), per_chunk, scratch)
 
-    with _one_blas_thread(len(y)):
+    with one_blas_thread():
         dx, dw, db = _run("conv_backward", len(y), PARALLEL_ROWS, run, w2.shape, bool(needs[0]))
     n, height = rows.shape[:2]
     dx = dx.reshape(n, height, -1, c_in) if needs[0] else None

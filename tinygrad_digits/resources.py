@@ -1,7 +1,9 @@
-"""What the machine can give: memory available now, for refusing sizes before allocating them."""
+"""What the machine can give: memory available now, for refusing sizes before allocating them;
+glibc's malloc told to keep freed blocks; BLAS held to one thread."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 
@@ -60,3 +62,26 @@ def keep_freed_memory() -> bool:
         ok = False
     _KEPT.append(ok)
     return ok
+
+
+_BLAS_LIBRARIES = []  # threadpoolctl's controllers of the BLAS libraries, found at the first call
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """BLAS held to one thread meanwhile, through each library's own set_num_threads: 2 us a
+    call, where threadpoolctl's limit() costs 20-70 us, more than the products of an image or two."""
+    if not _BLAS_LIBRARIES:
+        import scipy.linalg.cython_blas  # noqa: F401 (the BLAS that Numba's np.dot calls: loaded before it is looked for)
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS_LIBRARIES.append(ThreadpoolController().select(user_api="blas").lib_controllers)
+    libraries = _BLAS_LIBRARIES[0]
+    before = [library.get_num_threads() for library in libraries]
+    for library in libraries:
+        library.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for library, threads in zip(libraries, before):
+            library.set_num_threads(threads)

@@ -160,7 +160,10 @@ def train(
     if fused is not None:  # it holds what its kernels read: a caller that let go of x_train frees it now
         x_train = None
     step = _GeneralStep(apply, loss, params, optimizer, state, augment, noise, dtype)
-    blas = _one_blas_thread if network is not None and _has_images(network) else contextlib.nullcontext
+    # BLAS on one thread for image models: their many mid-sized products lose more to BLAS's
+    # threads waking and waiting than they gain (benchmarks/bench_conv.py: 75 s an epoch of the
+    # simple convnet against 20 on one thread)
+    blas = resources.one_blas_thread if network is not None and _has_images(network) else contextlib.nullcontext
     if fused is None:  # autodiff's steps allocate and free the same arrays every step
         resources.keep_freed_memory()
     for epoch in range(1, config.epochs + 1):
@@ -230,15 +233,6 @@ def _has_images(layer) -> bool:
     if hasattr(layer, "block"):
         return _has_images(layer.block)
     return layer.kind in ("conv2d", "maxpool2d", "avgpool2d")
-
-
-def _one_blas_thread():
-    """BLAS held to one thread: the image kernels' many mid-sized products lose more to BLAS's
-    threads waking and waiting than they gain (benchmarks/bench_conv.py: 75 s an epoch of the
-    simple convnet against 20 on one thread)."""
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController().select(user_api="blas").limit(limits=1)
 
 
 class _Tally:
