@@ -123,7 +123,8 @@ def forward_latency(repeats: int = 300) -> float:
 
 def predictor_latency(repeats: int = 300) -> float:
     """Median seconds from one raw image to its probabilities through model.Predictor (what
-    digits draw and digits predict call), for the same convnet as a ModelSpec."""
+    digits draw and digits predict call: its kernels one after another, conv_inference), for
+    the same convnet as a ModelSpec."""
     from tinygrad_digits import model as M
 
     spec = M.ModelSpec(hidden=(), activations=(), conv=(32, 64), dropout=0.5, input_mean=0.13, input_std=0.31)
@@ -259,8 +260,9 @@ def format_report(report: dict) -> str:
     if report["keras_over_ours"] is not None:
         lines.append(f"keras / ours = {report['keras_over_ours']:.2f}")
     lines.append(f"ours / floor = {report['ours_over_floor']:.2f}")
-    lines.append(f"one image's forward pass: {report['forward_latency_seconds'] * 1e6:.0f} us (model.apply); "
-                 f"image to probabilities {report['predictor_latency_seconds'] * 1e6:.0f} us (model.Predictor)")
+    lines.append(f"one image's forward pass: {report['forward_latency_seconds'] * 1e6:.0f} us through model.apply "
+                 f"(op by op); image to probabilities {report['predictor_latency_seconds'] * 1e6:.0f} us through "
+                 "model.Predictor (kernel after kernel, as digits draw and digits predict run it)")
     lines.append(report["load"][-1])
     return "\n".join(lines)
 

@@ -384,3 +384,19 @@ def test_the_predictor_of_a_convnet_gives_its_probabilities(rng):
     np.testing.assert_allclose(one, expected[0], rtol=1e-4, atol=1e-6)
     for batch in (slice(0, 3), slice(0, 8), slice(0, 20)):  # within rows, exactly its rows, more
         np.testing.assert_allclose(predictor(images[batch]), expected[batch], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("conv,hidden", [((4,), (8,)), ((4, 6), ())])
+def test_the_predictors_kernel_pass_gives_predict_proba_to_the_bit(rng, conv, hidden):
+    from tinygrad_digits import model as M
+    from tinygrad_digits.conv_inference import ConvnetForward
+
+    spec = M.ModelSpec(hidden=hidden, activations=("relu",) * len(hidden), conv=conv, dropout=0.3)
+    params = M.init_params(spec, rng)
+    predictor = M.Predictor(spec, params, rows=8)
+    assert predictor.convnet is not None
+    images = rng.random((8, 784), dtype=np.float32)
+    for n in (1, 3, 8):
+        np.testing.assert_array_equal(predictor(images[:n]), predict_proba(spec, params, images[:n]))
+    residual = L.Sequential(Conv2D(2, 3), L.Flatten(), L.Residual(L.Dense(1352)), L.Dense(10))
+    assert ConvnetForward.of(residual, residual.init(rng, (28, 28, 1)), (28, 28, 1), 8) is None

@@ -37,8 +37,8 @@ class Predictor:
     (kernels/fused.predict_rows: the first layer skips the images' blank pixels, and no product
     goes through BLAS) instead of one call per op and array: 10 us instead of 30 for an image. The
     probabilities are predict_proba's to float32 rounding. More than ``rows`` images at a time go
-    to predict_proba. A convnet's images go through its layers one op at a time, as in
-    predict_proba, with the network built once. The params must not change while the predictor
+    to predict_proba. A convnet's go through its kernels one after another (conv_inference), with
+    predict_proba's outputs to the bit. The params must not change while the predictor
     is in use.
     """
 
@@ -51,8 +51,11 @@ class Predictor:
         self.alpha = float(spec.alpha)
         chain = dense_chain(spec)
         self.layout = None
-        if chain is None:  # a convnet: its layers one op at a time
+        if chain is None:  # a convnet: kernel after kernel (conv_inference), else its layers op by op
+            from .conv_inference import ConvnetForward
+
             self.network, self.dtype = spec.network(), np.result_type(*params.values()).type
+            self.convnet = ConvnetForward.of(self.network, params, spec.input_shape, rows)
             return
         self.layout, keys, _, out_size = flat_layout(chain, params, rows)
         self.dtype = params["dense0.W"].dtype.type
@@ -74,7 +77,8 @@ class Predictor:
             return predict_proba(self.spec, self.params, images)
         if self.layout is None:
             x = normalize(self.spec, images.reshape(-1, self.spec.inputs), self.dtype)
-            probs = _softmax.softmax(np.ascontiguousarray(self.network.apply(self.params, x)))
+            logits = self.network.apply(self.params, x) if self.convnet is None else self.convnet(x)
+            probs = _softmax.softmax(np.ascontiguousarray(logits))
             return probs[0] if images.ndim == 1 else probs
         x = np.ascontiguousarray(images.reshape(-1, self.spec.inputs), dtype=self.dtype)
         probs = fused.predict_rows(self.flat, self.layout, self.alpha, x, self.mean, self.std, self.background,
