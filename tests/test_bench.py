@@ -302,3 +302,18 @@ def test_bench_conv_runs_end_to_end_on_a_tiny_subset():
 def test_bench_conv_draws_no_plot(tmp_path):
     result = CliRunner().invoke(main, ["bench", "--conv", "--plot", str(tmp_path / "p.png")])
     assert result.exit_code == 2 and "--plot" in result.output and not (tmp_path / "p.png").exists()
+
+
+def test_other_sources_writes_the_uci_digits_as_an_image_folder(tmp_path):
+    pytest.importorskip("sklearn", reason="benchmarks/other_sources.py reads scikit-learn's digits: "
+                                          "pip install scikit-learn")
+    import other_sources
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    assert other_sources.write_folder(tmp_path) == 1797
+    assert sorted(p.name for p in tmp_path.iterdir()) == [str(d) for d in range(10)]
+    assert sum(len(list(p.iterdir())) for p in tmp_path.iterdir()) == 1797
+    digits = load_digits()
+    first = np.asarray(Image.open(tmp_path / str(digits.target[5]) / "0005.png"))
+    np.testing.assert_array_equal(first, np.round(digits.images[5] * 255 / 16).astype(np.uint8))
