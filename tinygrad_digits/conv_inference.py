@@ -24,8 +24,8 @@ class ConvnetForward:
     Conv2D (stride 1), MaxPool2D, AvgPool2D, Flatten, Dropout (the identity here) and Dense
     layers; ``ConvnetForward.of`` gives None for any other network."""
 
-    def __init__(self, steps: list, dtype):
-        self.steps, self.dtype = steps, dtype
+    def __init__(self, steps: list):
+        self.steps = steps
 
     @classmethod
     def of(cls, network, params: dict, input_shape: tuple, rows: int) -> ConvnetForward | None:
@@ -41,7 +41,7 @@ class ConvnetForward:
                 return None
             steps.append(step)
             shape = layer.output_shape(shape)
-        return cls(steps, dtype)
+        return cls(steps)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         with one_blas_thread():
