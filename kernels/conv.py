@@ -88,7 +88,7 @@ def col2im(dcols, c, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, dx):
 
 
 @kernel
-def _bias_activate(z, b, act, alpha):
+def bias_activate(z, b, act, alpha):
     """z (rows, m) = act(z + b) in place; relu in a loop LLVM vectorizes."""
     rows, m = z.shape
     if act == RELU:
@@ -136,7 +136,7 @@ def _forward(x, c, w, b, kh, kw, stride, pad_top, pad_left, oh, ow, act, alpha, 
             im2col(x, c, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, cols)
             out = y[img0 * pixels : img1 * pixels]
             np.dot(cols, w, out)
-            _bias_activate(out, b, act, alpha)
+            bias_activate(out, b, act, alpha)
     return y
 
 

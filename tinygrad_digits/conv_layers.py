@@ -77,6 +77,17 @@ class Conv2D(_layers.Layer):
     def apply(self, params, x, rng=None):
         return ops.conv2d(x, params["W"], params["b"], padding=self.padding, activation=self.activation)
 
+    def fused_with(self, following):
+        """A MaxPool2D after it: both in one op (``ops.conv2d_max_pool2d``), the same outputs."""
+        if type(following) is not MaxPool2D:
+            return None
+        size = following.size
+
+        def apply(params, x, rng=None):
+            return ops.conv2d_max_pool2d(x, params["W"], params["b"], self.padding, 1, self.activation, size=size)
+
+        return apply
+
     def _fields(self):
         return {
             "filters": self.filters,

@@ -38,6 +38,11 @@ class Layer:
     def output_shape(self, input_shape) -> tuple:
         return tuple(input_shape)
 
+    def fused_with(self, following: "Layer"):
+        """``apply(params, x, rng)`` of this layer and ``following`` in one op (with this layer's
+        params), for a Sequential to call instead of the two; None when there is none."""
+        return None
+
     def to_json(self) -> dict:
         return {"type": type(self).__name__, **self._fields()}
 
@@ -208,6 +213,12 @@ class Sequential(Layer):
             self.names.append(f"{layer.kind}{counts.get(layer.kind, 0)}")
             counts[layer.kind] = counts.get(layer.kind, 0) + 1
         self.has_params = any(layer.has_params for layer in self.layers)
+        self._plan = []  # (name, apply): each layer's apply, or one op for a layer and the next
+        i = 0
+        while i < len(self.layers):
+            fused = self.layers[i].fused_with(self.layers[i + 1]) if i + 1 < len(self.layers) else None
+            self._plan.append((self.names[i], fused or self.layers[i].apply))
+            i += 2 if fused else 1
 
     def init(self, rng, input_shape, dtype=np.float32):
         params, shape = {}, tuple(input_shape)
@@ -224,8 +235,8 @@ class Sequential(Layer):
 
     def apply(self, params, x, rng=None):
         scopes = _scopes(params)
-        for name, layer in zip(self.names, self.layers):
-            x = layer.apply(scopes.get(name, {}), x, rng)
+        for name, apply in self._plan:
+            x = apply(scopes.get(name, {}), x, rng)
         return x
 
     def to_json(self):

@@ -282,3 +282,4 @@ from .array_ops import (  # noqa: E402, F401
     transpose,
 )
 from .conv_ops import avg_pool2d, conv2d, max_pool2d  # noqa: E402, F401  (images: conv_ops.py)
+from .conv_pool_ops import conv2d_max_pool2d  # noqa: E402, F401

@@ -1,0 +1,210 @@
+"""A convolution, its activation and a max-pool in one kernel: the pool's windows read the
+convolution's outputs while they are in cache, and the backward pass uses what the pool makes of
+the gradient, that each window's gradient reaches one output pixel per channel.
+
+Shapes as in conv.py: x (n, h, w * c) images, w (kh * kw * c, c_out) the filters, b (c_out,);
+pooled and at (n, oh // size, ow // size, c_out), the pool's outputs and the cell of each
+window's first maximum in row-major order (di * size + dj), as pool.py records it. The pooled
+values are act(conv(x) + b) at those cells, so act' is read from them.
+
+Backward, two ways to the same gradients (up to the order of float sums):
+
+- ``conv_pool_backward_sparse``: per image, channel and window, the one output pixel that
+  holds the window's maximum gives g * its window of x to that channel's filter row, and
+  g * the filter row to its window of dx. A quarter of the outputs (for 2x2 pools) is all the
+  work there is, where the products of conv.py's backward would multiply the zeros as well. It
+  reads the filters transposed, wt (c_out, kh * kw * c), one row per channel, and pays when a
+  window's rows (kw * c values each) are long enough to vectorize.
+- ``conv_pool_backward_dense``: conv.py's backward, with dz built in scratch from the pool's
+  gradient chunk by chunk: for short window rows (a first layer's one channel), where BLAS's
+  products are faster than the loop.
+
+Threads: as in conv.py, each loop is compiled for the calling thread and over Numba's threads.
+Every chunk of images keeps its own share of dw and db, added up in chunk order, and an image's
+dx is written by one thread: the same bits for any number of threads.
+"""
+
+import numpy as np
+from numba import prange
+
+from ._jit import kernel
+from .activations import RELU, derivative
+from .conv import bias_activate, col2im, im2col
+
+
+@kernel
+def _pool_rows(z, img0, img1, oh, ow, size, pooled, at):
+    """Max-pools the chunk's outputs z ((img1 - img0) * oh * ow, c_out) into pooled[img0:img1]
+    and at[img0:img1]: strictly greater replaces, so the first maximum stays."""
+    m = z.shape[1]
+    ph, pw = pooled.shape[1], pooled.shape[2]
+    for img in range(img0, img1):
+        for i in range(ph):
+            for j in range(pw):
+                first = ((img - img0) * oh + i * size) * ow + j * size
+                for ch in range(m):
+                    pooled[img, i, j, ch] = z[first, ch]
+                    at[img, i, j, ch] = 0
+                for di in range(size):
+                    for dj in range(size):
+                        row = first + di * ow + dj
+                        cell = di * size + dj
+                        for ch in range(m):
+                            v = z[row, ch]
+                            if v > pooled[img, i, j, ch]:
+                                pooled[img, i, j, ch] = v
+                                at[img, i, j, ch] = cell
+
+
+def _forward(x, c, w, b, kh, kw, stride, pad_top, pad_left, oh, ow, act, alpha, size, per_chunk, at, scratch):
+    """pooled (n, oh // size, ow // size, c_out) of act(im2col(x) @ w + b), its cells into at;
+    scratch (parts, at least per_chunk * oh * ow * (k + c_out)) holds a chunk's window rows and
+    outputs."""
+    n, k, m = x.shape[0], w.shape[0], w.shape[1]
+    pixels = oh * ow
+    pooled = np.empty(at.shape, dtype=x.dtype)
+    chunks = (n + per_chunk - 1) // per_chunk
+    parts = scratch.shape[0]
+    for p in prange(parts):
+        for chunk in range(p * chunks // parts, (p + 1) * chunks // parts):
+            img0 = chunk * per_chunk
+            img1 = min(n, img0 + per_chunk)
+            rows = (img1 - img0) * pixels
+            cols = scratch[p, : rows * k].reshape((rows, k))
+            z = scratch[p, rows * k : rows * (k + m)].reshape((rows, m))
+            im2col(x, c, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, cols)
+            np.dot(cols, w, z)
+            bias_activate(z, b, act, alpha)
+            _pool_rows(z, img0, img1, oh, ow, size, pooled, at)
+    return pooled
+
+
+conv_pool_forward = kernel(_forward, name="conv_pool_forward")
+conv_pool_forward_parallel = kernel(_forward, name="conv_pool_forward_parallel", parallel=True)
+
+
+@kernel
+def pool_slope(pooled, dp, act, alpha):
+    """dp * act' at the pooled outputs (the gradient at each window's maximum), in dp's dtype."""
+    g = np.empty_like(dp)
+    flat_g, flat_p, flat_d = g.reshape(-1), pooled.reshape(-1), dp.reshape(-1)
+    if act == RELU:
+        for t in range(flat_g.size):
+            flat_g[t] = flat_d[t] if flat_p[t] > 0 else 0.0
+    else:
+        for t in range(flat_g.size):
+            flat_g[t] = flat_d[t] * derivative(flat_p[t], act, alpha)
+    return g
+
+
+@kernel
+def _image_grads(x, c, wt, at, dz, img, kh, kw, stride, size, dw, db, dx):
+    """One image's share of ``_sparse``'s gradients, added to dw (c_out, k), db and dx."""
+    m = wt.shape[0]
+    ph, pw = dz.shape[1], dz.shape[2]
+    run = kw * c
+    for ch in range(m):
+        dw_row = dw[ch]
+        w_row = wt[ch]
+        for i in range(ph):
+            for j in range(pw):
+                g = dz[img, i, j, ch]
+                if g == 0:
+                    continue
+                db[ch] += g
+                cell = at[img, i, j, ch]
+                top = (i * size + cell // size) * stride
+                left = (j * size + cell % size) * stride * c
+                for di in range(kh):
+                    x_run = x[img, top + di, left : left + run]
+                    dx_run = dx[img, top + di, left : left + run]
+                    dw_run = dw_row[di * run : (di + 1) * run]
+                    w_run = w_row[di * run : (di + 1) * run]
+                    for t in range(run):
+                        dw_run[t] += g * x_run[t]
+                    for t in range(run):
+                        dx_run[t] += g * w_run[t]
+
+
+def _sparse(x, c, wt, at, dz, kh, kw, stride, size, per_chunk):
+    """(dx (x's shape), dw (c_out, k) transposed, db (c_out,)) of a 'valid' convolution from dz,
+    the gradient at each window's maximum (``pool_slope``): each (image, channel, window) with
+    g = dz != 0 adds g to db, g * its window of x to dw's row and g * wt's row to its window of
+    dx. (dx always: a branch in the loop would cost more than the first layer's dx saves.)"""
+    n, (m, k) = x.shape[0], wt.shape
+    chunks = (n + per_chunk - 1) // per_chunk
+    dws = np.zeros((chunks, m, k), dtype=x.dtype)
+    dbs = np.zeros((chunks, m), dtype=np.float64)
+    dx = np.zeros(x.shape, dtype=x.dtype)
+    for chunk in prange(chunks):
+        for img in range(chunk * per_chunk, min(n, (chunk + 1) * per_chunk)):
+            _image_grads(x, c, wt, at, dz, img, kh, kw, stride, size, dws[chunk], dbs[chunk], dx)
+    dw = dws[0].copy()
+    db = dbs[0].copy()
+    for chunk in range(1, chunks):
+        dw += dws[chunk]
+        db += dbs[chunk]
+    return dx, dw, db.astype(x.dtype)
+
+
+conv_pool_backward_sparse = kernel(_sparse, name="conv_pool_backward_sparse")
+conv_pool_backward_sparse_parallel = kernel(_sparse, name="conv_pool_backward_sparse_parallel", parallel=True)
+
+
+@kernel
+def _pool_delta(at, g, img0, img1, oh, ow, size, dz, db):
+    """dz ((img1 - img0) * oh * ow, c_out): each window's g at its cell, 0 elsewhere (the
+    floored-off edge too); adds dz's column sums to db (float64)."""
+    m = dz.shape[1]
+    ph, pw = g.shape[1], g.shape[2]
+    dz[:] = 0.0
+    for img in range(img0, img1):
+        for i in range(ph):
+            for di in range(size):
+                for j in range(pw):
+                    for dj in range(size):
+                        row = ((img - img0) * oh + i * size + di) * ow + j * size + dj
+                        cell = di * size + dj
+                        for ch in range(m):  # branch-free, so that LLVM vectorizes it
+                            dz[row, ch] = g[img, i, j, ch] if at[img, i, j, ch] == cell else 0.0
+        for i in range(ph):
+            for j in range(pw):
+                for ch in range(m):
+                    db[ch] += g[img, i, j, ch]
+
+
+def _dense(x, c, w, at, g, kh, kw, stride, pad_top, pad_left, oh, ow, size, need_dx, per_chunk, scratch):
+    """The gradients of ``_sparse`` (dw (k, c_out) here) by conv.py's products, chunk by chunk:
+    dz from g (``pool_slope``), cols^T @ dz, and dx += col2im(dz @ w^T). scratch (parts, at least
+    per_chunk * oh * ow * (2 k + c_out))."""
+    n, k, m = x.shape[0], w.shape[0], w.shape[1]
+    pixels = oh * ow
+    dx = np.zeros(x.shape if need_dx else (0, 0, 0), dtype=x.dtype)
+    chunks = (n + per_chunk - 1) // per_chunk
+    parts = scratch.shape[0]
+    dws = np.empty((chunks, k, m), dtype=x.dtype)
+    dbs = np.zeros((chunks, m), dtype=np.float64)
+    for p in prange(parts):
+        for chunk in range(p * chunks // parts, (p + 1) * chunks // parts):
+            img0 = chunk * per_chunk
+            img1 = min(n, img0 + per_chunk)
+            rows = (img1 - img0) * pixels
+            cols = scratch[p, : rows * k].reshape((rows, k))
+            dz = scratch[p, rows * k : rows * (k + m)].reshape((rows, m))
+            _pool_delta(at, g, img0, img1, oh, ow, size, dz, dbs[chunk])
+            im2col(x, c, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, cols)
+            np.dot(cols.T, dz, dws[chunk])
+            if need_dx:
+                dcols = scratch[p, rows * (k + m) : rows * (2 * k + m)].reshape((rows, k))
+                np.dot(dz, w.T, dcols)
+                col2im(dcols, c, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, dx)
+    dw = dws[0].copy()
+    db = dbs[0].copy()
+    for chunk in range(1, chunks):
+        dw += dws[chunk]
+        db += dbs[chunk]
+    return dx, dw, db.astype(x.dtype)
+
+
+conv_pool_backward_dense = kernel(_dense, name="conv_pool_backward_dense")
+conv_pool_backward_dense_parallel = kernel(_dense, name="conv_pool_backward_dense_parallel", parallel=True)
