@@ -3,7 +3,8 @@ convolution's outputs while they are in cache, and the backward pass uses what t
 the gradient, that each window's gradient reaches one output pixel per channel.
 
 Shapes as in conv.py: x (n, h, w * c) images, w (kh * kw * c, c_out) the filters, b (c_out,);
-pooled and at (n, oh // size, ow // size, c_out), the pool's outputs and the cell of each
+oh and ow are the sides of the outputs the pool reads (whole windows; the caller leaves out the
+edge the pool drops). pooled and at (n, oh // size, ow // size, c_out), the pool's outputs and the cell of each
 window's first maximum in row-major order (di * size + dj), as pool.py records it. The pooled
 values are act(conv(x) + b) at those cells, so act' is read from them.
 
