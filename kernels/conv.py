@@ -144,40 +144,63 @@ conv_forward = kernel(_forward, name="conv_forward")
 conv_forward_parallel = kernel(_forward, name="conv_forward_parallel", parallel=True)
 
 
+@kernel
+def chunk_grads(x, c, w, dz, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, need_dx, cols, dcols, dw, dx):
+    """Images img0..img1-1's share of a convolution's gradients from their dz (rows, c_out):
+    dw = cols^T @ dz, the window rows built again into cols (cheaper than keeping them), and,
+    when need_dx, dx += col2im(dz @ w^T) through dcols."""
+    im2col(x, c, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, cols)
+    np.dot(cols.T, dz, dw)
+    if need_dx:
+        np.dot(dz, w.T, dcols)
+        col2im(dcols, c, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, dx)
+
+
+@kernel
+def backward_arrays(x, k, m, need_dx, chunks):
+    """A backward pass's dx (x's shape, zeros; (0, 0, 0) without need_dx) and its chunks' dw
+    (chunks, k, m), each written whole, and db (chunks, m), float64 zeros."""
+    dx = np.zeros(x.shape if need_dx else (0, 0, 0), dtype=x.dtype)
+    return dx, np.empty((chunks, k, m), dtype=x.dtype), np.zeros((chunks, m), dtype=np.float64)
+
+
+@kernel
+def backward_scratch(room, rows, k, m):
+    """A thread's scratch row as a chunk's window rows (rows, k), dz (rows, m) and dcols (rows, k)."""
+    return (room[: rows * k].reshape((rows, k)), room[rows * k : rows * (k + m)].reshape((rows, m)),
+            room[rows * (k + m) : rows * (2 * k + m)].reshape((rows, k)))
+
+
+@kernel
+def sum_chunks(dws, dbs, x):
+    """(dw, db in x's dtype): the chunks' shares (chunks, ...) added up in chunk order."""
+    dw = dws[0].copy()
+    db = dbs[0].copy()
+    for chunk in range(1, dws.shape[0]):
+        dw += dws[chunk]
+        db += dbs[chunk]
+    return dw, db.astype(x.dtype)
+
+
 def _backward(x, c, w, y, dy, kh, kw, stride, pad_top, pad_left, oh, ow, act, alpha, need_dx, per_chunk, scratch):
     """(dx (x's shape, or (0, 0, 0) when need_dx is False), dw (k, c_out), db (c_out,)) of
     y = act(im2col(x) @ w + b), from y and dy (n * oh * ow, c_out). Per chunk of images (the
-    forward's): dz = dy * act'(y), the window rows again (im2col is cheaper than keeping them),
-    the chunk's cols^T @ dz and dx += col2im(dz @ w^T). scratch (parts, at least per_chunk * oh *
+    forward's): dz = dy * act'(y), then ``chunk_grads``. scratch (parts, at least per_chunk * oh *
     ow * (2 k + c_out)). The chunks' dw and db (float64) are added up in chunk order at the end,
     so that any ``parts`` gives the same bits."""
     n, k, m = x.shape[0], w.shape[0], w.shape[1]
-    pixels = oh * ow
-    dx = np.zeros(x.shape if need_dx else (0, 0, 0), dtype=x.dtype)
+    pixels, parts = oh * ow, scratch.shape[0]
     chunks = (n + per_chunk - 1) // per_chunk
-    parts = scratch.shape[0]
-    dws = np.empty((chunks, k, m), dtype=x.dtype)
-    dbs = np.zeros((chunks, m), dtype=np.float64)
+    dx, dws, dbs = backward_arrays(x, k, m, need_dx, chunks)
     for p in prange(parts):
         for chunk in range(p * chunks // parts, (p + 1) * chunks // parts):
             img0 = chunk * per_chunk
             img1 = min(n, img0 + per_chunk)
-            rows = (img1 - img0) * pixels
-            cols = scratch[p, : rows * k].reshape((rows, k))
-            dz = scratch[p, rows * k : rows * (k + m)].reshape((rows, m))
+            cols, dz, dcols = backward_scratch(scratch[p], (img1 - img0) * pixels, k, m)
             _delta(y[img0 * pixels : img1 * pixels], dy[img0 * pixels : img1 * pixels], act, alpha, dz, dbs[chunk])
-            im2col(x, c, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, cols)
-            np.dot(cols.T, dz, dws[chunk])
-            if need_dx:
-                dcols = scratch[p, rows * (k + m) : rows * (2 * k + m)].reshape((rows, k))
-                np.dot(dz, w.T, dcols)
-                col2im(dcols, c, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, dx)
-    dw = dws[0].copy()
-    db = dbs[0].copy()
-    for chunk in range(1, chunks):
-        dw += dws[chunk]
-        db += dbs[chunk]
-    return dx, dw, db.astype(x.dtype)
+            chunk_grads(x, c, w, dz, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, need_dx, cols, dcols,
+                        dws[chunk], dx)
+    return dx, *sum_chunks(dws, dbs, x)
 
 
 conv_backward = kernel(_backward, name="conv_backward")

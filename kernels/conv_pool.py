@@ -30,7 +30,7 @@ from numba import prange
 
 from ._jit import kernel
 from .activations import RELU, derivative
-from .conv import bias_activate, col2im, im2col
+from .conv import backward_arrays, backward_scratch, bias_activate, chunk_grads, im2col, sum_chunks
 
 
 @kernel
@@ -140,12 +140,7 @@ def _sparse(x, c, wt, at, dz, kh, kw, stride, size, per_chunk):
     for chunk in prange(chunks):
         for img in range(chunk * per_chunk, min(n, (chunk + 1) * per_chunk)):
             _image_grads(x, c, wt, at, dz, img, kh, kw, stride, size, dws[chunk], dbs[chunk], dx)
-    dw = dws[0].copy()
-    db = dbs[0].copy()
-    for chunk in range(1, chunks):
-        dw += dws[chunk]
-        db += dbs[chunk]
-    return dx, dw, db.astype(x.dtype)
+    return dx, *sum_chunks(dws, dbs, x)
 
 
 conv_pool_backward_sparse = kernel(_sparse, name="conv_pool_backward_sparse")
@@ -179,32 +174,18 @@ def _dense(x, c, w, at, g, kh, kw, stride, pad_top, pad_left, oh, ow, size, need
     dz from g (``pool_slope``), cols^T @ dz, and dx += col2im(dz @ w^T). scratch (parts, at least
     per_chunk * oh * ow * (2 k + c_out))."""
     n, k, m = x.shape[0], w.shape[0], w.shape[1]
-    pixels = oh * ow
-    dx = np.zeros(x.shape if need_dx else (0, 0, 0), dtype=x.dtype)
+    pixels, parts = oh * ow, scratch.shape[0]
     chunks = (n + per_chunk - 1) // per_chunk
-    parts = scratch.shape[0]
-    dws = np.empty((chunks, k, m), dtype=x.dtype)
-    dbs = np.zeros((chunks, m), dtype=np.float64)
+    dx, dws, dbs = backward_arrays(x, k, m, need_dx, chunks)
     for p in prange(parts):
         for chunk in range(p * chunks // parts, (p + 1) * chunks // parts):
             img0 = chunk * per_chunk
             img1 = min(n, img0 + per_chunk)
-            rows = (img1 - img0) * pixels
-            cols = scratch[p, : rows * k].reshape((rows, k))
-            dz = scratch[p, rows * k : rows * (k + m)].reshape((rows, m))
+            cols, dz, dcols = backward_scratch(scratch[p], (img1 - img0) * pixels, k, m)
             _pool_delta(at, g, img0, img1, oh, ow, size, dz, dbs[chunk])
-            im2col(x, c, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, cols)
-            np.dot(cols.T, dz, dws[chunk])
-            if need_dx:
-                dcols = scratch[p, rows * (k + m) : rows * (2 * k + m)].reshape((rows, k))
-                np.dot(dz, w.T, dcols)
-                col2im(dcols, c, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, dx)
-    dw = dws[0].copy()
-    db = dbs[0].copy()
-    for chunk in range(1, chunks):
-        dw += dws[chunk]
-        db += dbs[chunk]
-    return dx, dw, db.astype(x.dtype)
+            chunk_grads(x, c, w, dz, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, need_dx, cols, dcols,
+                        dws[chunk], dx)
+    return dx, *sum_chunks(dws, dbs, x)
 
 
 conv_pool_backward_dense = kernel(_dense, name="conv_pool_backward_dense")

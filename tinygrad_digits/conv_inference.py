@@ -1,7 +1,8 @@
 """A convnet's forward pass for a few images at a time, for ``Predictor``: kernel after kernel.
 
-The same kernels as ``ops.conv2d``, ``ops.max_pool2d``, ``ops.avg_pool2d`` and the dense layers,
-in the calling thread, with everything they need worked out once (the filters as matrices, the
+The same kernels as ``ops.conv2d``, ``ops.conv2d_max_pool2d`` (for a Conv2D and the MaxPool2D
+after it, as a Sequential runs them), ``ops.max_pool2d``, ``ops.avg_pool2d`` and the dense
+layers, in the calling thread, with everything they need worked out once (the filters as matrices, the
 geometry, the activation codes, the scratch) instead of on every call, and without the autodiff
 wrappers: one image's pass spends its time in the kernels, not between them. The outputs are
 ``network.apply``'s to the bit.
@@ -13,6 +14,7 @@ import numpy as np
 
 from .conv_ops import CHUNK_ROWS, conv_geometry
 from .kernels import conv as _conv
+from .kernels import conv_pool as _conv_pool_kernels
 from .kernels import dense as _dense
 from .kernels import pool as _pool
 from .ops import activation_code
@@ -33,14 +35,20 @@ class ConvnetForward:
         if layers is None or len(input_shape) != 3:
             return None
         dtype = np.result_type(*params.values())
-        steps, shape = [], tuple(input_shape)
-        for name, layer in zip(network.names, layers):
+        steps, shape, i = [], tuple(input_shape), 0
+        while i < len(layers):
+            name, layer = network.names[i], layers[i]
+            following = layers[i + 1] if i + 1 < len(layers) else None
+            pool = following if following is not None and layer.fused_with(following) is not None else None
             step = _step(layer, {k[len(name) + 1:]: v for k, v in params.items() if k.startswith(name + ".")},
-                         shape, rows, dtype)
+                         shape, rows, dtype, pool)
             if step is None:
                 return None
             steps.append(step)
             shape = layer.output_shape(shape)
+            if pool is not None:
+                shape, i = pool.output_shape(shape), i + 1
+            i += 1
         return cls(steps)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -50,20 +58,26 @@ class ConvnetForward:
         return x
 
 
-def _step(layer, params: dict, shape: tuple, rows: int, dtype):
-    """(kind, args) of one layer on inputs of ``shape``, or None where this pass has no kernel."""
+def _step(layer, params: dict, shape: tuple, rows: int, dtype, pool=None):
+    """(kind, args) of one layer on inputs of ``shape`` (a conv2d with the MaxPool2D ``pool``
+    after it: both), or None where this pass has no kernel."""
     kind = layer.kind
     if kind == "conv2d" and len(shape) == 3:
         w = params["W"]
         kh, kw, c_in, c_out = w.shape
         height, width = shape[0], shape[1]
         oh, ow, top, left = conv_geometry(height, width, kh, kw, layer.padding, 1)
-        per_chunk = max(1, -(-CHUNK_ROWS // (oh * ow)))  # as ops.conv2d: the same chunks, the same sums
-        scratch = np.empty((1, min(rows, per_chunk) * oh * ow * kh * kw * c_in), dtype=dtype)
+        size = 1 if pool is None else int(pool.size)
+        oh, ow = oh // size * size, ow // size * size  # as conv2d_max_pool2d: the pixels its pool reads
+        per_chunk = max(1, -(-CHUNK_ROWS // (oh * ow)))  # as the ops: the same chunks, the same sums
+        k = kh * kw * c_in
+        scratch = np.empty((1, min(rows, per_chunk) * oh * ow * (k + (c_out if pool else 0))), dtype=dtype)
         geometry = (kh, kw, 1, top, left, oh, ow)
-        matrix = np.ascontiguousarray(w.reshape(kh * kw * c_in, c_out))
-        return "conv2d", (c_in, matrix, params["b"], geometry, activation_code(layer.activation), per_chunk,
-                          scratch, (oh, ow, c_out))
+        args = (c_in, np.ascontiguousarray(w.reshape(k, c_out)), params["b"], geometry,
+                activation_code(layer.activation), per_chunk, scratch)
+        if pool is None:
+            return "conv2d", (*args, (oh, ow, c_out))
+        return "conv_pool", (*args, size)
     if kind in ("maxpool2d", "avgpool2d") and len(shape) == 3:
         return kind, (int(layer.size),)
     if kind == "flatten":
@@ -82,6 +96,14 @@ def _conv2d(x, c_in, matrix, b, geometry, code, per_chunk, scratch, out_shape):
     return y.reshape(n, *out_shape)
 
 
+def _conv_pool(x, c_in, matrix, b, geometry, code, per_chunk, scratch, size):
+    n, oh, ow = len(x), geometry[5], geometry[6]
+    rows = np.ascontiguousarray(x).reshape(n, x.shape[1], -1)
+    at = np.empty((n, oh // size, ow // size, matrix.shape[1]), dtype=np.int8 if size * size <= 127 else np.int32)
+    return _conv_pool_kernels.conv_pool_forward(rows, c_in, matrix, b, *geometry, code, 0.1, size, per_chunk, at,
+                                                scratch)
+
+
 def _max_pool(x, size):
     n, h, w, c = x.shape
     at = np.empty((n, h // size, w // size, c), dtype=np.int8 if size * size <= 127 else np.int32)
@@ -90,6 +112,7 @@ def _max_pool(x, size):
 
 _RUN = {
     "conv2d": _conv2d,
+    "conv_pool": _conv_pool,
     "maxpool2d": _max_pool,
     "avgpool2d": lambda x, size: _pool.avg_pool_forward(x, size),
     "flatten": lambda x: x.reshape(len(x), -1),
