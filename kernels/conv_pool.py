@@ -3,10 +3,11 @@ convolution's outputs while they are in cache, and the backward pass uses what t
 the gradient, that each window's gradient reaches one output pixel per channel.
 
 Shapes as in conv.py: x (n, h, w * c) images, w (kh * kw * c, c_out) the filters, b (c_out,);
-oh and ow are the sides of the outputs the pool reads (whole windows; the caller leaves out the
-edge the pool drops). pooled and at (n, oh // size, ow // size, c_out), the pool's outputs and the cell of each
-window's first maximum in row-major order (di * size + dj), as pool.py records it. The pooled
-values are act(conv(x) + b) at those cells, so act' is read from them.
+oh and ow are the sides of the outputs the pool reads, multiples of size (the caller leaves out
+the edge the pool drops). pooled and at (n, oh // size, ow // size, c_out) are the pool's outputs
+and the cell of each window's first maximum in row-major order (di * size + dj), as pool.py
+records it; dp is the gradient of pooled. The pooled values are act(conv(x) + b) at those cells,
+so act' is read from them.
 
 Backward, two ways to the same gradients (up to the order of float sums):
 
@@ -16,8 +17,8 @@ Backward, two ways to the same gradients (up to the order of float sums):
   work there is, where the products of conv.py's backward would multiply the zeros as well. It
   reads the filters transposed, wt (c_out, kh * kw * c), one row per channel, and pays when a
   window's rows (kw * c values each) are long enough to vectorize.
-- ``conv_pool_backward_dense``: conv.py's backward, with dz built in scratch from the pool's
-  gradient chunk by chunk: for short window rows (a first layer's one channel), where BLAS's
+- ``conv_pool_backward_dense``: conv.py's backward, with dz built in scratch from dp chunk by
+  chunk: for short window rows (a first layer's one channel), where BLAS's
   products are faster than the loop.
 
 Threads: as in conv.py, each loop is compiled for the calling thread and over Numba's threads.
@@ -85,33 +86,32 @@ conv_pool_forward_parallel = kernel(_forward, name="conv_pool_forward_parallel",
 
 
 @kernel
-def pool_slope(pooled, dp, act, alpha):
-    """dp * act' at the pooled outputs (the gradient at each window's maximum), in dp's dtype."""
-    g = np.empty_like(dp)
-    flat_g, flat_p, flat_d = g.reshape(-1), pooled.reshape(-1), dp.reshape(-1)
-    if act == RELU:
-        for t in range(flat_g.size):
-            flat_g[t] = flat_d[t] if flat_p[t] > 0 else 0.0
-    else:
-        for t in range(flat_g.size):
-            flat_g[t] = flat_d[t] * derivative(flat_p[t], act, alpha)
-    return g
+def _slope(v, act, alpha, one):
+    """act' at the output v, in one's dtype (one: a 1-element scratch array): multiplying a
+    float32 gradient by a float64 would make the runs that follow float64, and slow."""
+    one[0] = derivative(v, act, alpha)
+    return one[0]
 
 
 @kernel
-def _image_grads(x, c, wt, at, dz, img, kh, kw, stride, size, dw, db, dx):
+def _image_grads(x, c, wt, at, pooled, dp, act, alpha, img, kh, kw, stride, size, one, dw, db, dx):
     """One image's share of ``_sparse``'s gradients, added to dw (c_out, k), db and dx."""
     m = wt.shape[0]
-    ph, pw = dz.shape[1], dz.shape[2]
+    ph, pw = dp.shape[1], dp.shape[2]
     run = kw * c
     for ch in range(m):
         dw_row = dw[ch]
         w_row = wt[ch]
         for i in range(ph):
             for j in range(pw):
-                g = dz[img, i, j, ch]
+                g = dp[img, i, j, ch]
                 if g == 0:
                     continue
+                if act == RELU:
+                    if pooled[img, i, j, ch] <= 0:
+                        continue
+                else:
+                    g *= _slope(pooled[img, i, j, ch], act, alpha, one)
                 db[ch] += g
                 cell = at[img, i, j, ch]
                 top = (i * size + cell // size) * stride
@@ -127,19 +127,22 @@ def _image_grads(x, c, wt, at, dz, img, kh, kw, stride, size, dw, db, dx):
                         dx_run[t] += g * w_run[t]
 
 
-def _sparse(x, c, wt, at, dz, kh, kw, stride, size, per_chunk):
-    """(dx (x's shape), dw (c_out, k) transposed, db (c_out,)) of a 'valid' convolution from dz,
-    the gradient at each window's maximum (``pool_slope``): each (image, channel, window) with
-    g = dz != 0 adds g to db, g * its window of x to dw's row and g * wt's row to its window of
-    dx. (dx always: a branch in the loop would cost more than the first layer's dx saves.)"""
+def _sparse(x, c, wt, at, pooled, dp, act, alpha, kh, kw, stride, size, per_chunk):
+    """(dx (x's shape), dw (c_out, k) transposed, db (c_out,)) of a 'valid' convolution from dp,
+    the gradient of pooled: each (image, channel, window) whose g = dp * act'(pooled) (the
+    gradient at the window's maximum) is not 0 adds g to db, g * its window of x to dw's row and
+    g * wt's row to its window of dx. (dx always: a branch in the loop would cost more than the
+    first layer's dx saves.)"""
     n, (m, k) = x.shape[0], wt.shape
     chunks = (n + per_chunk - 1) // per_chunk
+    ones = np.empty((chunks, 1), dtype=x.dtype)
     dws = np.zeros((chunks, m, k), dtype=x.dtype)
     dbs = np.zeros((chunks, m), dtype=np.float64)
     dx = np.zeros(x.shape, dtype=x.dtype)
     for chunk in prange(chunks):
         for img in range(chunk * per_chunk, min(n, (chunk + 1) * per_chunk)):
-            _image_grads(x, c, wt, at, dz, img, kh, kw, stride, size, dws[chunk], dbs[chunk], dx)
+            _image_grads(x, c, wt, at, pooled, dp, act, alpha, img, kh, kw, stride, size, ones[chunk], dws[chunk],
+                         dbs[chunk], dx)
     return dx, *sum_chunks(dws, dbs, x)
 
 
@@ -148,12 +151,11 @@ conv_pool_backward_sparse_parallel = kernel(_sparse, name="conv_pool_backward_sp
 
 
 @kernel
-def _pool_delta(at, g, img0, img1, oh, ow, size, dz, db):
-    """dz ((img1 - img0) * oh * ow, c_out): each window's g at its cell, 0 elsewhere (the
-    floored-off edge too); adds dz's column sums to db (float64)."""
+def _pool_delta(at, pooled, g, act, alpha, img0, img1, oh, ow, size, dz, db):
+    """dz ((img1 - img0) * oh * ow, c_out): each window's g * act'(pooled) at its cell, 0 at the
+    others; adds dz's column sums to db (float64)."""
     m = dz.shape[1]
     ph, pw = g.shape[1], g.shape[2]
-    dz[:] = 0.0
     for img in range(img0, img1):
         for i in range(ph):
             for di in range(size):
@@ -161,18 +163,24 @@ def _pool_delta(at, g, img0, img1, oh, ow, size, dz, db):
                     for dj in range(size):
                         row = ((img - img0) * oh + i * size + di) * ow + j * size + dj
                         cell = di * size + dj
-                        for ch in range(m):  # branch-free, so that LLVM vectorizes it
-                            dz[row, ch] = g[img, i, j, ch] if at[img, i, j, ch] == cell else 0.0
-        for i in range(ph):
-            for j in range(pw):
-                for ch in range(m):
-                    db[ch] += g[img, i, j, ch]
+                        if act == RELU:
+                            for ch in range(m):  # branch-free, so that LLVM vectorizes it
+                                hit = at[img, i, j, ch] == cell and pooled[img, i, j, ch] > 0
+                                dz[row, ch] = g[img, i, j, ch] if hit else 0.0
+                        else:
+                            for ch in range(m):
+                                slope = derivative(pooled[img, i, j, ch], act, alpha)
+                                dz[row, ch] = g[img, i, j, ch] * slope if at[img, i, j, ch] == cell else 0.0
+    for row in range(dz.shape[0]):
+        for ch in range(m):
+            db[ch] += dz[row, ch]
 
 
-def _dense(x, c, w, at, g, kh, kw, stride, pad_top, pad_left, oh, ow, size, need_dx, per_chunk, scratch):
+def _dense(x, c, w, at, pooled, g, act, alpha, kh, kw, stride, pad_top, pad_left, oh, ow, size, need_dx, per_chunk,
+           scratch):
     """The gradients of ``_sparse`` (dw (k, c_out) here) by conv.py's products, chunk by chunk:
-    dz from g (``pool_slope``), cols^T @ dz, and dx += col2im(dz @ w^T). scratch (parts, at least
-    per_chunk * oh * ow * (2 k + c_out))."""
+    dz from the pool's gradient g (``_pool_delta``), cols^T @ dz, and dx += col2im(dz @ w^T).
+    scratch (parts, at least per_chunk * oh * ow * (2 k + c_out))."""
     n, k, m = x.shape[0], w.shape[0], w.shape[1]
     pixels, parts = oh * ow, scratch.shape[0]
     chunks = (n + per_chunk - 1) // per_chunk
@@ -182,7 +190,7 @@ def _dense(x, c, w, at, g, kh, kw, stride, pad_top, pad_left, oh, ow, size, need
             img0 = chunk * per_chunk
             img1 = min(n, img0 + per_chunk)
             cols, dz, dcols = backward_scratch(scratch[p], (img1 - img0) * pixels, k, m)
-            _pool_delta(at, g, img0, img1, oh, ow, size, dz, dbs[chunk])
+            _pool_delta(at, pooled, g, act, alpha, img0, img1, oh, ow, size, dz, dbs[chunk])
             chunk_grads(x, c, w, dz, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, need_dx, cols, dcols,
                         dws[chunk], dx)
     return dx, *sum_chunks(dws, dbs, x)

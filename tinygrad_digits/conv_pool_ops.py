@@ -68,7 +68,7 @@ def _inside(rows, c_in, geometry) -> bool:
 
 def conv2d_max_pool2d_vjp(saved, g, needs):
     rows, c_in, w2, pooled, at, code, alpha, geometry, per_chunk, size = saved
-    dz = _kernels.pool_slope(pooled, _c(np.asarray(g, dtype=pooled.dtype)).reshape(pooled.shape), code, alpha)
+    dp = _c(np.asarray(g, dtype=pooled.dtype)).reshape(pooled.shape)
     kh, kw, stride, top, left, oh, ow = geometry
     n, k, m = len(rows), w2.shape[0], w2.shape[1]
     if kw * c_in >= SPARSE_RUN and _inside(rows, c_in, geometry):
@@ -76,7 +76,7 @@ def conv2d_max_pool2d_vjp(saved, g, needs):
 
         def run(parts):
             backward = _kernels.conv_pool_backward_sparse_parallel if parts > 1 else _kernels.conv_pool_backward_sparse
-            return backward(rows, c_in, wt, at, dz, kh, kw, stride, size, SPARSE_IMAGES)
+            return backward(rows, c_in, wt, at, pooled, dp, code, alpha, kh, kw, stride, size, SPARSE_IMAGES)
 
         dx, dwt, db = _run("conv_pool_sparse", n * oh * ow, PARALLEL_ROWS, run, w2.shape, size)
         dw = np.ascontiguousarray(dwt.T)
@@ -86,7 +86,8 @@ def conv2d_max_pool2d_vjp(saved, g, needs):
         def run(parts):
             backward = _kernels.conv_pool_backward_dense_parallel if parts > 1 else _kernels.conv_pool_backward_dense
             scratch = _scratch(pooled.dtype, parts, scratch_size)
-            return backward(rows, c_in, w2, at, dz, *geometry, size, bool(needs[0]), per_chunk, scratch)
+            return backward(rows, c_in, w2, at, pooled, dp, code, alpha, *geometry, size, bool(needs[0]), per_chunk,
+                            scratch)
 
         with one_blas_thread():
             dx, dw, db = _run("conv_pool_dense", n * oh * ow, PARALLEL_ROWS, run, w2.shape, size, bool(needs[0]))
