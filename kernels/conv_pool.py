@@ -171,9 +171,12 @@ def _pool_delta(at, pooled, g, act, alpha, img0, img1, oh, ow, size, dz, db):
                             for ch in range(m):
                                 slope = derivative(pooled[img, i, j, ch], act, alpha)
                                 dz[row, ch] = g[img, i, j, ch] * slope if at[img, i, j, ch] == cell else 0.0
-    for row in range(dz.shape[0]):
-        for ch in range(m):
-            db[ch] += dz[row, ch]
+        for i in range(ph):  # db window by window, the order of _sparse
+            for j in range(pw):
+                first = ((img - img0) * oh + i * size) * ow + j * size
+                for ch in range(m):
+                    cell = at[img, i, j, ch]
+                    db[ch] += dz[first + cell // size * ow + cell % size, ch]
 
 
 def _dense(x, c, w, at, pooled, g, act, alpha, kh, kw, stride, pad_top, pad_left, oh, ow, size, need_dx, per_chunk,
