@@ -145,7 +145,8 @@ conv_forward_parallel = kernel(_forward, name="conv_forward_parallel", parallel=
 
 
 @kernel
-def chunk_grads(x, c, w, dz, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, need_dx, cols, dcols, dw, dx):
+def chunk_grads(x, c, w, dz, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, need_dx, cols, dcols, dw,
+                dx):
     """Images img0..img1-1's share of a convolution's gradients from their dz (rows, c_out):
     dw = cols^T @ dz, the window rows built again into cols (cheaper than keeping them), and,
     when need_dx, dx += col2im(dz @ w^T) through dcols."""
@@ -182,7 +183,8 @@ def sum_chunks(dws, dbs, x):
     return dw, db.astype(x.dtype)
 
 
-def _backward(x, c, w, y, dy, kh, kw, stride, pad_top, pad_left, oh, ow, act, alpha, need_dx, per_chunk, scratch):
+def _backward(x, c, w, y, dy, kh, kw, stride, pad_top, pad_left, oh, ow, act, alpha, need_dx, per_chunk,
+              scratch):
     """(dx (x's shape, or (0, 0, 0) when need_dx is False), dw (k, c_out), db (c_out,)) of
     y = act(im2col(x) @ w + b), from y and dy (n * oh * ow, c_out). Per chunk of images (the
     forward's): dz = dy * act'(y), then ``chunk_grads``. scratch (parts, at least per_chunk * oh *
@@ -197,9 +199,10 @@ def _backward(x, c, w, y, dy, kh, kw, stride, pad_top, pad_left, oh, ow, act, al
             img0 = chunk * per_chunk
             img1 = min(n, img0 + per_chunk)
             cols, dz, dcols = backward_scratch(scratch[p], (img1 - img0) * pixels, k, m)
-            _delta(y[img0 * pixels : img1 * pixels], dy[img0 * pixels : img1 * pixels], act, alpha, dz, dbs[chunk])
-            chunk_grads(x, c, w, dz, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, need_dx, cols, dcols,
-                        dws[chunk], dx)
+            span = slice(img0 * pixels, img1 * pixels)
+            _delta(y[span], dy[span], act, alpha, dz, dbs[chunk])
+            chunk_grads(x, c, w, dz, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, need_dx, cols,
+                        dcols, dws[chunk], dx)
     return dx, *sum_chunks(dws, dbs, x)
 
 

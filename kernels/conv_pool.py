@@ -141,8 +141,8 @@ def _sparse(x, c, wt, at, pooled, dp, act, alpha, kh, kw, stride, size, per_chun
     dx = np.zeros(x.shape, dtype=x.dtype)
     for chunk in prange(chunks):
         for img in range(chunk * per_chunk, min(n, (chunk + 1) * per_chunk)):
-            _image_grads(x, c, wt, at, pooled, dp, act, alpha, img, kh, kw, stride, size, ones[chunk], dws[chunk],
-                         dbs[chunk], dx)
+            _image_grads(x, c, wt, at, pooled, dp, act, alpha, img, kh, kw, stride, size, ones[chunk],
+                         dws[chunk], dbs[chunk], dx)
     return dx, *sum_chunks(dws, dbs, x)
 
 
@@ -179,8 +179,8 @@ def _pool_delta(at, pooled, g, act, alpha, img0, img1, oh, ow, size, dz, db):
                     db[ch] += dz[first + cell // size * ow + cell % size, ch]
 
 
-def _dense(x, c, w, at, pooled, g, act, alpha, kh, kw, stride, pad_top, pad_left, oh, ow, size, need_dx, per_chunk,
-           scratch):
+def _dense(x, c, w, at, pooled, g, act, alpha, kh, kw, stride, pad_top, pad_left, oh, ow, size, need_dx,
+           per_chunk, scratch):
     """The gradients of ``_sparse`` (dw (k, c_out) here) by conv.py's products, chunk by chunk:
     dz from the pool's gradient g (``_pool_delta``), cols^T @ dz, and dx += col2im(dz @ w^T).
     scratch (parts, at least per_chunk * oh * ow * (2 k + c_out))."""
@@ -194,8 +194,8 @@ def _dense(x, c, w, at, pooled, g, act, alpha, kh, kw, stride, pad_top, pad_left
             img1 = min(n, img0 + per_chunk)
             cols, dz, dcols = backward_scratch(scratch[p], (img1 - img0) * pixels, k, m)
             _pool_delta(at, pooled, g, act, alpha, img0, img1, oh, ow, size, dz, dbs[chunk])
-            chunk_grads(x, c, w, dz, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, need_dx, cols, dcols,
-                        dws[chunk], dx)
+            chunk_grads(x, c, w, dz, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, need_dx, cols,
+                        dcols, dws[chunk], dx)
     return dx, *sum_chunks(dws, dbs, x)
 
 

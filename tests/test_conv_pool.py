@@ -14,7 +14,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from test_conv import check_vjp, np_conv2d, np_conv2d_grads, np_pool
 
-from tinygrad_digits import conv_ops, layers as L, ops
+from tinygrad_digits import conv_ops, ops
+from tinygrad_digits import layers as L
 from tinygrad_digits.autodiff import grad
 from tinygrad_digits.conv_layers import Conv2D, MaxPool2D
 
@@ -54,7 +55,8 @@ CASES = [  # x shape, kernel, c_out, padding, stride, size: the dense backward (
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape, kernel, c_out, padding, stride, size", CASES)
-def test_forward_matches_numpy_and_the_two_ops_to_the_bit(shape, kernel, c_out, padding, stride, size, dtype, rng):
+def test_forward_matches_numpy_and_the_two_ops_to_the_bit(shape, kernel, c_out, padding, stride, size, dtype,
+                                                          rng):
     x = rng.normal(size=shape).astype(dtype)
     W = rng.normal(size=(*kernel, shape[3], c_out)).astype(dtype)
     b = rng.normal(size=c_out).astype(dtype)
@@ -95,7 +97,8 @@ def check_conv_pool_vjp(n, h, w, c_in, c_out, kh, kw, padding, stride, act, size
             break
     else:
         assume(False)  # no draw without near ties: hypothesis draws another example
-    check_vjp(lambda q: ops.conv2d_max_pool2d(q["x"], q["W"], q["b"], padding, stride, act, size=size), p, seed)
+    check_vjp(lambda q: ops.conv2d_max_pool2d(q["x"], q["W"], q["b"], padding, stride, act, size=size), p,
+              seed)
 
 
 SHAPES = dict(
@@ -126,7 +129,9 @@ def test_vjp_by_the_sparse_backward(n, h, w, wide, c_out, kh, stride, act, size,
     check_conv_pool_vjp(n, max(h, kw), max(w, kw), c_in, c_out, kh, kw, "valid", stride, act, size, seed)
 
 
-@pytest.mark.parametrize("c_in, padding, stride", [(1, "valid", 1), (3, "same", 1), (8, "valid", 1), (6, "valid", 2)])
+@pytest.mark.parametrize(
+    "c_in, padding, stride", [(1, "valid", 1), (3, "same", 1), (8, "valid", 1), (6, "valid", 2)]
+)
 def test_gradients_of_a_large_batch_match_numpy(c_in, padding, stride, rng):
     """Both backward kernels (one channel and 'same': dense; 8 and 6 channels: sparse) over many
     chunks and both threads, against NumPy's gradients."""
@@ -160,7 +165,8 @@ def test_the_same_bits_in_one_thread_and_over_threads(forced, c_in, rng):
     results = []
     for mode in (False, True):
         conv_ops.USE_PARALLEL = mode
-        results.append((ops.conv2d_max_pool2d(x, W, b, activation="relu"), *grad(f, argnums=(0, 1, 2))(x, W, b)))
+        pooled = ops.conv2d_max_pool2d(x, W, b, activation="relu")
+        results.append((pooled, *grad(f, argnums=(0, 1, 2))(x, W, b)))
     for one, threaded in zip(*results):
         np.testing.assert_array_equal(one, threaded)
 

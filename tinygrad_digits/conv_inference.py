@@ -2,10 +2,10 @@
 
 The same kernels as ``ops.conv2d``, ``ops.conv2d_max_pool2d`` (for a Conv2D and the MaxPool2D
 after it, as a Sequential runs them), ``ops.max_pool2d``, ``ops.avg_pool2d`` and the dense
-layers, in the calling thread, with everything they need worked out once (the filters as matrices, the
-geometry, the activation codes, the scratch) instead of on every call, and without the autodiff
-wrappers: one image's pass spends its time in the kernels, not between them. The outputs are
-``network.apply``'s to the bit.
+layers, in the calling thread, with everything they need worked out once (the filters as
+matrices, the geometry, the activation codes, the scratch) instead of on every call, and without
+the autodiff wrappers: one image's pass spends its time in the kernels, not between them. The
+outputs are ``network.apply``'s to the bit.
 """
 
 from __future__ import annotations
@@ -99,9 +99,10 @@ def _conv2d(x, c_in, matrix, b, geometry, code, per_chunk, scratch, out_shape):
 def _conv_pool(x, c_in, matrix, b, geometry, code, per_chunk, scratch, size):
     n, oh, ow = len(x), geometry[5], geometry[6]
     rows = np.ascontiguousarray(x).reshape(n, x.shape[1], -1)
-    at = np.empty((n, oh // size, ow // size, matrix.shape[1]), dtype=np.int8 if size * size <= 127 else np.int32)
-    return _conv_pool_kernels.conv_pool_forward(rows, c_in, matrix, b, *geometry, code, 0.1, size, per_chunk, at,
-                                                scratch)
+    cells = np.int8 if size * size <= 127 else np.int32
+    at = np.empty((n, oh // size, ow // size, matrix.shape[1]), dtype=cells)
+    return _conv_pool_kernels.conv_pool_forward(rows, c_in, matrix, b, *geometry, code, 0.1, size, per_chunk,
+                                                at, scratch)
 
 
 def _max_pool(x, size):

@@ -84,7 +84,8 @@ class Conv2D(_layers.Layer):
         size = following.size
 
         def apply(params, x, rng=None):
-            return ops.conv2d_max_pool2d(x, params["W"], params["b"], self.padding, 1, self.activation, size=size)
+            return ops.conv2d_max_pool2d(x, params["W"], params["b"], self.padding, 1, self.activation,
+                                         size=size)
 
         return apply
 

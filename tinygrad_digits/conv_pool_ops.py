@@ -40,7 +40,7 @@ def conv2d_max_pool2d_forward(
             f"convolution's sides, got {size!r}"
         )
     size = int(size)
-    oh, ow = oh // size * size, ow // size * size  # the pixels the pool reads: the edge it drops is never computed
+    oh, ow = oh // size * size, ow // size * size  # what the pool reads: the edge it drops is never computed
     per_chunk = max(1, -(-CHUNK_ROWS // (oh * ow)))
     geometry = (kh, kw, int(stride), top, left, oh, ow)
     code = activation_code(activation)
@@ -75,7 +75,8 @@ def conv2d_max_pool2d_vjp(saved, g, needs):
         wt = np.ascontiguousarray(w2.T)
 
         def run(parts):
-            backward = _kernels.conv_pool_backward_sparse_parallel if parts > 1 else _kernels.conv_pool_backward_sparse
+            backward = (_kernels.conv_pool_backward_sparse_parallel if parts > 1
+                        else _kernels.conv_pool_backward_sparse)
             return backward(rows, c_in, wt, at, pooled, dp, code, alpha, kh, kw, stride, size, SPARSE_IMAGES)
 
         dx, dwt, db = _run("conv_pool_sparse", n * oh * ow, PARALLEL_ROWS, run, w2.shape, size)
@@ -84,13 +85,15 @@ def conv2d_max_pool2d_vjp(saved, g, needs):
         scratch_size = min(n, per_chunk) * oh * ow * (2 * k + m)
 
         def run(parts):
-            backward = _kernels.conv_pool_backward_dense_parallel if parts > 1 else _kernels.conv_pool_backward_dense
+            backward = (_kernels.conv_pool_backward_dense_parallel if parts > 1
+                        else _kernels.conv_pool_backward_dense)
             scratch = _scratch(pooled.dtype, parts, scratch_size)
-            return backward(rows, c_in, w2, at, pooled, dp, code, alpha, *geometry, size, bool(needs[0]), per_chunk,
-                            scratch)
+            return backward(rows, c_in, w2, at, pooled, dp, code, alpha, *geometry, size, bool(needs[0]),
+                            per_chunk, scratch)
 
         with one_blas_thread():
-            dx, dw, db = _run("conv_pool_dense", n * oh * ow, PARALLEL_ROWS, run, w2.shape, size, bool(needs[0]))
+            site = (w2.shape, size, bool(needs[0]))
+            dx, dw, db = _run("conv_pool_dense", n * oh * ow, PARALLEL_ROWS, run, *site)
     dx = dx.reshape(n, rows.shape[1], -1, c_in) if needs[0] else None
     return dx, dw.reshape(kh, kw, c_in, m), db
 
