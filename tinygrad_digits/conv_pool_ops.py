@@ -5,11 +5,11 @@ MaxPool2D; import it from ``ops``.
 The forward pass gives conv2d's and max_pool2d's outputs to the bit (the pool reads the same
 values, while they are in cache) and keeps only the pooled outputs and each window's cell. The
 convolution's outputs past the pool's last whole window, which the pool drops, are never
-computed (an 11x11 map pooled by 2 needs 100 of its 121 pixels). The
-gradient is the composition's, summed in another order: a 'valid' convolution whose window rows
-are long enough (``SPARSE_RUN`` values) takes, per image, channel and window, the one output
-pixel the pool passes the gradient to; the others go through conv2d's products, with the pool's
-gradient built chunk by chunk.
+computed (an 11x11 map pooled by 2 needs 100 of its 121 pixels). The gradient is the
+composition's, summed in another order: a 'valid' convolution whose window rows are long enough
+(``SPARSE_RUN`` values) takes, per image, channel and window, the one output pixel the pool
+passes the gradient to; the others go through conv2d's products, with the pool's gradient built
+chunk by chunk.
 """
 
 from __future__ import annotations
