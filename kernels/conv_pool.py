@@ -32,30 +32,7 @@ from numba import prange
 from ._jit import kernel
 from .activations import RELU, derivative
 from .conv import backward_arrays, backward_scratch, bias_activate, chunk_grads, im2col, sum_chunks
-
-
-@kernel
-def _pool_rows(z, img0, img1, oh, ow, size, pooled, at):
-    """Max-pools the chunk's outputs z ((img1 - img0) * oh * ow, c_out) into pooled[img0:img1]
-    and at[img0:img1]: strictly greater replaces, so the first maximum stays."""
-    m = z.shape[1]
-    ph, pw = pooled.shape[1], pooled.shape[2]
-    for img in range(img0, img1):
-        for i in range(ph):
-            for j in range(pw):
-                first = ((img - img0) * oh + i * size) * ow + j * size
-                for ch in range(m):
-                    pooled[img, i, j, ch] = z[first, ch]
-                    at[img, i, j, ch] = 0
-                for di in range(size):
-                    for dj in range(size):
-                        row = first + di * ow + dj
-                        cell = di * size + dj
-                        for ch in range(m):
-                            v = z[row, ch]
-                            if v > pooled[img, i, j, ch]:
-                                pooled[img, i, j, ch] = v
-                                at[img, i, j, ch] = cell
+from .pool import max_pool_image
 
 
 def _forward(x, c, w, b, kh, kw, stride, pad_top, pad_left, oh, ow, act, alpha, size, per_chunk, at, scratch):
@@ -77,7 +54,9 @@ def _forward(x, c, w, b, kh, kw, stride, pad_top, pad_left, oh, ow, act, alpha, 
             im2col(x, c, img0, img1, kh, kw, stride, pad_top, pad_left, oh, ow, cols)
             np.dot(cols, w, z)
             bias_activate(z, b, act, alpha)
-            _pool_rows(z, img0, img1, oh, ow, size, pooled, at)
+            maps = z.reshape((img1 - img0, oh, ow, m))
+            for img in range(img0, img1):  # pool.py's pool, while the chunk's outputs are in cache
+                max_pool_image(maps, img - img0, size, pooled, at, img)
     return pooled
 
 

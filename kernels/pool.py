@@ -14,25 +14,32 @@ from numba import prange
 from ._jit import kernel
 
 
+@kernel
+def max_pool_image(x, src, size, y, at, dst):
+    """Image src of x (n, h, w, c) max-pooled into y[dst] and at[dst] (y's and at's windows:
+    h // size by w // size): each window's maximum, and its cell."""
+    oh, ow, c = y.shape[1], y.shape[2], y.shape[3]
+    for i in range(oh):
+        for j in range(ow):
+            for ch in range(c):
+                y[dst, i, j, ch] = x[src, i * size, j * size, ch]
+                at[dst, i, j, ch] = 0
+            for di in range(size):
+                for dj in range(size):
+                    cell = di * size + dj
+                    for ch in range(c):  # strictly greater: the first maximum stays
+                        v = x[src, i * size + di, j * size + dj, ch]
+                        if v > y[dst, i, j, ch]:
+                            y[dst, i, j, ch] = v
+                            at[dst, i, j, ch] = cell
+
+
 def _max_forward(x, size, at):
     """y (n, h // size, w // size, c): each window's maximum; its cell into at (y's shape)."""
     n, h, w, c = x.shape
-    oh, ow = h // size, w // size
-    y = np.empty((n, oh, ow, c), dtype=x.dtype)
+    y = np.empty((n, h // size, w // size, c), dtype=x.dtype)
     for img in prange(n):
-        for i in range(oh):
-            for j in range(ow):
-                for ch in range(c):
-                    y[img, i, j, ch] = x[img, i * size, j * size, ch]
-                    at[img, i, j, ch] = 0
-                for di in range(size):
-                    for dj in range(size):
-                        cell = di * size + dj
-                        for ch in range(c):  # strictly greater: the first maximum stays
-                            v = x[img, i * size + di, j * size + dj, ch]
-                            if v > y[img, i, j, ch]:
-                                y[img, i, j, ch] = v
-                                at[img, i, j, ch] = cell
+        max_pool_image(x, img, size, y, at, img)
     return y
 
 
