@@ -293,3 +293,4 @@ from .architecture import check_params, from_json, param_shapes  # noqa: E402, F
 # The image layers live in conv_layers.py, which adds them to _TYPES (it imports this module:
 # a plain module import here works whichever of the two is imported first).
 from . import conv_layers  # noqa: E402, F401
+from . import norm_layers  # noqa: E402, F401  (BatchNorm, likewise)

@@ -283,3 +283,4 @@ from .array_ops import (  # noqa: E402, F401
 )
 from .conv_ops import avg_pool2d, conv2d, max_pool2d  # noqa: E402, F401  (images: conv_ops.py)
 from .conv_pool_ops import conv2d_max_pool2d  # noqa: E402, F401
+from .norm_ops import batch_norm, batch_norm_inference  # noqa: E402, F401  (batch statistics: norm_ops.py)

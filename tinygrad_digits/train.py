@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import fastpath, layers, ops, resources
+from . import fastpath, layers, norm_layers, ops, resources
 from . import optimizers as O
 from .autodiff import value_and_grad
 from .divergence import Best, gone_wrong
@@ -151,7 +151,11 @@ def train(
 
     rng = np.random.default_rng(config.seed)
     noise = np.random.default_rng((config.seed, 1))  # augmentation and dropout
-    state = O.init(optimizer, params)
+    statistics = norm_layers.statistic_keys(network) if network is not None else []
+    trained_params = {k: v for k, v in params.items() if k not in statistics}  # the same arrays
+    if statistics:  # measured after every epoch over images as they are, not augmented ones
+        sample = norm_layers.sample(x_train, config.seed)
+    state = O.init(optimizer, trained_params)
     n = len(x_train)
     result = TrainResult(params)
     good = {k: v.copy() for k, v in params.items()}  # the best epoch's params (the initial ones at first)
@@ -159,7 +163,7 @@ def train(
     fused = _fused_steps(model, params, x_train, y_train, config, optimizer, augment, loss)
     if fused is not None:  # it holds what its kernels read: a caller that let go of x_train frees it now
         x_train = None
-    step = _GeneralStep(apply, loss, params, optimizer, state, augment, noise, dtype)
+    step = _GeneralStep(apply, loss, trained_params, params, optimizer, state, augment, noise, dtype)
     # BLAS on one thread for image models: their many mid-sized products lose more to BLAS's
     # threads waking and waiting than they gain (benchmarks/bench_conv.py: 75 s an epoch of the
     # simple convnet against 20 on one thread)
@@ -178,6 +182,8 @@ def train(
             else:
                 diverged = fused.run_epoch(order, state, tally, on_batch)
             trained = time.perf_counter() - started
+            if statistics and diverged is None:
+                norm_layers.refresh_statistics(network, params, sample)
             val_loss, val_acc = (math.nan, math.nan)
             if diverged is None:
                 val_loss, val_acc = evaluate_loss_accuracy(apply, params, x_val, y_val, loss=loss)
@@ -221,6 +227,8 @@ def train(
         except KeyboardInterrupt:
             if fused is not None:
                 fused.sync(tally)  # the params as trained so far
+            if statistics:
+                norm_layers.refresh_statistics(network, params, sample)
             result.stopped = f"interrupted during epoch {epoch}, after {tally.seen} of {n} images"
             return result
     return result
@@ -257,16 +265,18 @@ def _fused_steps(model, params, x_train, y_train, config, optimizer, augment, lo
 class _GeneralStep:
     """One epoch, one step at a time: autodiff's value_and_grad of the loss, then optimizers.update.
 
+    ``params`` are those trained, ``everything`` them and the statistics (constants here).
     Augmentation and dropout draw from ``noise``.
     """
 
-    def __init__(self, apply, loss, params, optimizer, state, augment, noise, dtype):
+    def __init__(self, apply, loss, params, everything, optimizer, state, augment, noise, dtype):
         self.params, self.optimizer, self.state = params, optimizer, state
         self.augment, self.noise, self.dtype = augment, noise, dtype
         loss = loss or ops.softmax_cross_entropy
+        constants = {k: v for k, v in everything.items() if k not in params}
 
         def objective(params, xb, yb, rng):
-            outputs = apply(params, xb, rng)
+            outputs = apply({**params, **constants} if constants else params, xb, rng)
             return loss(outputs, yb), outputs
 
         self.value_and_grad = value_and_grad(objective, has_aux=True)
