@@ -26,7 +26,8 @@ from .output import EpochProgress, emit_json
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Save both learning curves (loss and accuracy, train and validation) to this PNG.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON object on stdout.")
-def compare(conv, hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedule, weight_decay, seed,
+def compare(conv, batch_norm, hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedule,
+            weight_decay, seed,
             train_size, data, same_init, plot, as_json):
     """Train our network and its Keras twin on the same data; compare accuracy, speed and size."""
     from tinygrad_digits.apps import keras_twin
@@ -38,7 +39,7 @@ def compare(conv, hidden, act, alpha, init, epochs, batch_size, optimizer, lr, s
     from tinygrad_digits.apps import training as app
     from tinygrad_digits.apps import compare as comparison
 
-    spec_args = opt.build_spec_args(hidden, act, alpha, conv)
+    spec_args = opt.build_spec_args(hidden, act, alpha, conv, batch_norm)
     opt.check_train_size(train_size)
     opt.check_memory(spec_args, batch_size)
     opt.check_paths({"--plot": plot})

@@ -44,7 +44,7 @@ extra_images_options = _stack(
 )
 
 # the options that define a new network: given with --from, they would contradict the file
-ARCHITECTURE_OPTIONS = ("hidden", "act", "alpha", "init", "dropout", "preset", "conv")
+ARCHITECTURE_OPTIONS = ("hidden", "act", "alpha", "init", "dropout", "preset", "conv", "batch_norm")
 
 
 def _given(ctx: click.Context, name: str) -> bool:
@@ -78,7 +78,8 @@ def fine_tune_run(ctx: click.Context, run, start):
     if isinstance(start.model, ModelSpec):  # for the record: the architecture trained
         m = start.model
         changes["spec_args"] = {"hidden": m.hidden, "activations": m.activations, "alpha": m.alpha,
-                                "dropout": m.dropout, **({"conv": m.conv} if getattr(m, "conv", ()) else {})}
+                                "dropout": m.dropout, **({"conv": m.conv} if getattr(m, "conv", ()) else {}),
+                                **({"batch_norm": True} if m.batch_norm else {})}
     if not _given(ctx, "epochs"):
         changes["epochs"] = finetune.FINE_TUNE_EPOCHS
     if not _given(ctx, "lr"):

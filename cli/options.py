@@ -88,26 +88,28 @@ def parse_hidden(values) -> tuple[int, ...]:
     return tuple(sizes)
 
 
-def parse_conv(values, inputs: int = 784) -> tuple[int, ...]:
+def parse_conv(values, inputs: int = 784) -> tuple:
     """'--conv 32,64' or '--conv 32 --conv 64' -> (32, 64): the filters of each conv block (a 3x3
-    convolution with ReLU, then a 2x2 max-pool); '--conv none' or no option -> (). Usage error
+    convolution with ReLU, then a 2x2 max-pool); a block of several convolutions joins their
+    filters with '+': '32,64+64' -> (32, (64, 64)); '--conv none' or no option -> (). Usage error
     naming --conv for anything else, or for more blocks than fit the 28x28 images."""
     values = [str(v).strip() for v in values or ()]
     if values == [NONE] or not values:
         return ()
-    filters = []
+    blocks = []
     for value in values:
         for part in value.split(","):
-            part = part.strip()
-            filters.append(_positive(part, "--conv", f"expected filter counts like 32,64, got {part!r} in {value!r}",
-                                     "filter counts"))
+            block = tuple(
+                _positive(f.strip(), "--conv", f"expected filter counts like 32,64 or 32,64+64, got "
+                          f"{part.strip()!r} in {value!r}", "filter counts") for f in part.split("+"))
+            blocks.append(block if len(block) > 1 else block[0])
     from tinygrad_digits.model import conv_sides
 
     try:
-        conv_sides(int(round(inputs**0.5)), filters)
+        conv_sides(int(round(inputs**0.5)), blocks)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--conv") from None
-    return tuple(filters)
+    return tuple(blocks)
 
 
 def parse_acts(values, layers: int) -> tuple[str, ...]:
@@ -129,12 +131,14 @@ def parse_acts(values, layers: int) -> tuple[str, ...]:
     return tuple(acts)
 
 
-def build_spec_args(hidden, act, alpha, conv=()) -> dict:
+def build_spec_args(hidden, act, alpha, conv=(), batch_norm: bool = False) -> dict:
     sizes = parse_hidden(hidden)
     args = {"hidden": sizes, "activations": parse_acts(act, len(sizes)) if sizes else (), "alpha": alpha}
     filters = parse_conv(conv)
     if filters:
         args["conv"] = filters
+    if batch_norm:
+        args["batch_norm"] = True
     return args
 
 
@@ -160,11 +164,16 @@ train_size_option = click.option("--train-size", type=click.IntRange(min=1), def
 conv_option = click.option(
     "--conv", multiple=True, default=(), metavar="FILTERS",
     help="Convolution blocks before the dense layers, filters per block (32,64): each a 3x3 "
-         "convolution with ReLU, then a 2x2 max-pool; then flatten and the dense head. none: no "
-         "convolution (default).")
+         "convolution with ReLU, then a 2x2 max-pool; '+' joins several convolutions in one block "
+         "(32,64+64); then flatten and the dense head. none: no convolution (default).")
+batch_norm_option = click.option(
+    "--batch-norm/--no-batch-norm", default=False, show_default=True,
+    help="Batch normalization after every convolution (after the pool, for a block's last one) and "
+         "between every hidden dense layer and its activation.")
 
 architecture_options = _stack(
     conv_option,
+    batch_norm_option,
     click.option("--hidden", multiple=True, default=("128",), show_default=True,
                  help="Hidden layer sizes: repeat the option or give a list (128,64 or 128x64); none for no "
                       "hidden layer."),
@@ -227,7 +236,8 @@ def _train_run(ctx: click.Context, preset: str | None):
 
     p = ctx.params
     if preset is None:
-        spec_args = {**build_spec_args(p["hidden"], p["act"], p["alpha"], p["conv"]), "dropout": p["dropout"]}
+        spec_args = {**build_spec_args(p["hidden"], p["act"], p["alpha"], p["conv"], p["batch_norm"]),
+                     "dropout": p["dropout"]}
         return app.TrainRun(spec_args=spec_args, **{field: p[name] for name, field in _RUN_FIELDS.items()})
     given = {name for name in p if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
     run = app.preset_run(preset)
@@ -240,7 +250,7 @@ def _train_run(ctx: click.Context, preset: str | None):
         spec_args["hidden"], spec_args["activations"] = hidden, parse_acts(acts, len(hidden)) if hidden else ()
     if "conv" in given:
         spec_args["conv"] = parse_conv(p["conv"])
-    for name in ("alpha", "dropout"):
+    for name in ("alpha", "dropout", "batch_norm"):
         if name in given:
             spec_args[name] = p[name]
     overrides = {field: p[name] for name, field in _RUN_FIELDS.items() if name in given}

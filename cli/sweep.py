@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from tinygrad_digits import registry
+from tinygrad_digits.conv_notation import format_conv
 
 from . import options as opt
 from .output import download_progress, emit_json
@@ -24,20 +25,33 @@ def parse_configurations(values, hint: str = "--hidden") -> list[tuple[int, ...]
             if not item:
                 continue
             try:
-                sizes = () if item.lower() == opt.NONE else tuple(int(part) for part in item.split("x"))
+                parts = item.split("x")
+                sizes = () if item.lower() == opt.NONE else tuple(_layer(part, hint) for part in parts)
             except ValueError:
+                example = "32x64 or 32x64+64" if hint == "--conv" else "128 or 128x64"
                 raise click.BadParameter(
-                    f"expected sizes like 128 or 128x64 (or none), got {item!r}", param_hint=hint
+                    f"expected sizes like {example} (or none), got {item!r}", param_hint=hint
                 ) from None
-            if any(size <= 0 for size in sizes):
+            if any(size <= 0 for size in _flat(sizes)):
                 raise click.BadParameter(f"sizes must be positive, got {item!r}", param_hint=hint)
             if hint == "--conv":
-                opt.parse_conv([",".join(map(str, sizes))] if sizes else [])  # the blocks must fit
+                opt.parse_conv([format_conv(sizes)] if sizes else [])  # the blocks must fit
             if sizes not in configs:
                 configs.append(sizes)
     if not configs:
         raise click.BadParameter("give at least one configuration", param_hint=hint)
     return configs
+
+
+def _layer(part: str, hint: str):
+    """A layer's size, or for --conv a block's filters: 64, or 64+64 (two convolutions)."""
+    if hint != "--conv" or "+" not in part:
+        return int(part)
+    return tuple(int(f) for f in part.split("+"))
+
+
+def _flat(sizes) -> list[int]:
+    return [f for size in sizes for f in (size if isinstance(size, tuple) else (size,))]
 
 
 def parse_names(values, choices, hint: str) -> list[str]:
@@ -109,8 +123,10 @@ def _check_outputs(out: Path, plot: Path | None) -> None:
     default=("none",),
     show_default=True,
     help="Convolution blocks to compare, as --hidden: a comma list, with x between the blocks of one "
-    "(--conv none,32x64: filters per block, each a 3x3 ReLU convolution and a 2x2 max-pool).",
+    "(--conv none,32x64: filters per block, each a 3x3 ReLU convolution and a 2x2 max-pool; "
+    "32x64+64: two convolutions in the second block).",
 )
+@opt.batch_norm_option
 @click.option(
     "--act",
     multiple=True,
@@ -164,6 +180,7 @@ def _check_outputs(out: Path, plot: Path | None) -> None:
 )
 def sweep(
     conv,
+    batch_norm,
     hidden,
     act,
     seeds,
@@ -200,7 +217,8 @@ def sweep(
     acts = parse_names(act, registry.ACTIVATIONS, "--act")
     seed_list = parse_seeds(seeds)
     base = app.TrainRun(
-        spec_args={"hidden": (128,), "activations": ("relu",), "alpha": alpha, "dropout": dropout},
+        spec_args={"hidden": (128,), "activations": ("relu",), "alpha": alpha, "dropout": dropout,
+                   **({"batch_norm": True} if batch_norm else {})},
         init=init,
         epochs=epochs,
         batch_size=batch_size,

@@ -209,7 +209,7 @@ EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.
 @pytest.mark.parametrize(
     ("given", "expected"),
     [((), ()), (("none",), ()), (("32,64",), (32, 64)), (("32", "64"), (32, 64)), ((" 8 , 16 ",), (8, 16)),
-     (("4,4,4",), (4, 4, 4))],
+     (("4,4,4",), (4, 4, 4)), (("32,64+64",), (32, (64, 64))), (("8+8 , 16",), ((8, 8), 16))],
 )
 def test_conv_option_forms(given, expected):
     assert options.parse_conv(given) == expected
@@ -229,6 +229,8 @@ def test_hidden_none_means_no_hidden_layer():
         (["--conv", "-8"], ["--conv", "positive"]),
         (["--conv", "8,8,8,8"], ["--conv", "at most 3 blocks"]),
         (["--conv", "none,8"], ["--conv", "'none'"]),
+        (["--conv", "8,16+"], ["--conv", "'16+'"]),
+        (["--conv", "8+8+8+8,8+8+8+8+8"], ["--conv", "at most 1 blocks"]),
         (["--hidden", "none,16"], ["--hidden", "'none'"]),
     ],
 )
@@ -265,6 +267,21 @@ def test_a_convnet_trains_saves_evaluates_and_predicts(tmp_path):
     for row in rows:
         assert len(row["probabilities"]) == 10 and sum(row["probabilities"]) == pytest.approx(1, abs=1e-4)
         assert row["label"] == int(np.argmax(row["probabilities"]))
+
+
+def test_a_convnet_of_two_convolutions_a_block_with_batch_norm_trains_and_predicts(tmp_path):
+    out = tmp_path / "bn.npz"
+    result = run("train", *CONV_TINY, "--conv", "4,8+8", "--batch-norm", "--hidden", "16", "--out", out,
+                 "--json", "--no-plot")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["spec"]["conv"] == [4, [8, 8]]
+    spec, params, _ = load_model(out)
+    assert spec.conv == (4, (8, 8)) and spec.batch_norm and params["conv2d2.W"].shape == (3, 3, 8, 8)
+    assert params["batchnorm3.var"].shape == (16,) and (params["batchnorm3.var"] > 0).all()
+    predicted = run("predict", "--model", out, "--json", *EXAMPLES)
+    assert predicted.exit_code == 0, predicted.output
+    evaluated = run("evaluate", out, "--data", MNIST_DIR)
+    assert "28x28-conv4-conv8+8-16relu-10-bn" in evaluated.stdout
 
 
 def test_a_convnet_goes_to_the_models_dir_as_cnn(private_home):

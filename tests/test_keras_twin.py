@@ -30,6 +30,9 @@ STEP_CASES = [
 # convnets on small square images: (side, conv blocks, hidden sizes), each in both dtypes
 CONV_CASES = [(side, conv, hidden, dt) for side, conv, hidden in ((12, (3, 4), (5,)), (9, (2,), ()), (13, (1,), (3, 4)))
               for dt in ("float32", "float64")]
+# with batch_norm, two convolutions in a block: BatchNormalization in training mode, the batch's statistics
+BN_CASES = [(side, conv, hidden, dt) for side, conv, hidden in ((16, (2, (3, 3)), (4,)), (12, ((3, 2),), ()))
+            for dt in ("float32", "float64")]
 STEPS = 3
 # In float64 the hyperparameters are exactly representable in float32: Keras turns the Python
 # floats beta_1, beta_2, momentum and epsilon into float32 tensors before casting them to a
@@ -54,14 +57,17 @@ def _gradient_case(act, depth, dt):
     return spec, params, x, labels
 
 
-def _conv_case(side, conv, hidden, dt):
-    rng = _case_rng("conv", side, conv, hidden, dt)
-    spec = M.ModelSpec(hidden=hidden, activations=("relu",), conv=conv, inputs=side * side, outputs=10)
+def _conv_case(side, conv, hidden, dt, batch_norm=False):
+    rng = _case_rng("conv", side, conv, hidden, dt, batch_norm)
+    spec = M.ModelSpec(hidden=hidden, activations=("relu",), conv=conv, inputs=side * side, outputs=10,
+                       batch_norm=batch_norm)
     params = M.init_params(spec, rng, dtype=np.dtype(dt))
     for key in params:  # biases off 0, so that their gradients and the ReLUs' kinks are exercised
-        if key.endswith(".b"):
+        if key.endswith((".b", ".beta")):
             params[key] = rng.uniform(-0.1, 0.1, params[key].shape).astype(dt)
-    rows = int(rng.choice([1, 7]))
+        elif key.endswith(".gamma"):
+            params[key] = rng.uniform(0.5, 1.5, params[key].shape).astype(dt)
+    rows = 7 if batch_norm else int(rng.choice([1, 7]))
     x = rng.standard_normal((rows, *spec.input_shape)).astype(dt)
     return spec, params, x, rng.integers(0, 10, rows)
 
@@ -121,6 +127,9 @@ def answers(mnist_splits):
     for case in CONV_CASES:
         spec, params, x, labels = _conv_case(*case)
         keys[("conv", *case)] = job.add_gradients(spec, params, x, labels)
+    for case in BN_CASES:
+        spec, params, x, labels = _conv_case(*case, batch_norm=True)
+        keys[("bn", *case)] = job.add_gradients(spec, params, x, labels)
     for case in STEP_CASES:
         spec, config, params, xs, labels = _step_case(*case)
         keys[("step", *case)] = job.add_steps(spec, config, params, xs, labels)
@@ -180,6 +189,26 @@ def test_convnet_gradients_match_gradient_tape(answers, side, conv, hidden, dt):
     for name, g in grads.items():
         assert keras_grads[name].dtype == g.dtype and keras_grads[name].shape == g.shape
         atol = rtol * 1e-2 * np.abs(g).max()
+        np.testing.assert_allclose(keras_grads[name], g, rtol=rtol, atol=atol, err_msg=name)
+
+
+@pytest.mark.parametrize(("side", "conv", "hidden", "dt"), BN_CASES)
+def test_batch_norm_convnet_gradients_match_gradient_tape(answers, side, conv, hidden, dt):
+    """Our BatchNorms against Keras's BatchNormalization in training mode (the batch's own
+    statistics), between convolutions, after pools and before a hidden activation."""
+    spec, params, x, labels = _conv_case(side, conv, hidden, dt, batch_norm=True)
+    loss, grads = M.loss_and_grads(spec, params, x, labels, np.random.default_rng(0))
+    key = answers["keys"][("bn", side, conv, hidden, dt)]
+    job = answers["job"]
+    keras_grads = job.grads(key)
+    assert keras_grads.keys() == grads.keys() and any(k.endswith(".gamma") for k in grads)
+    rtol = 1e-4 if dt == "float32" else 1e-10
+    assert job.result(key)["loss"] == pytest.approx(loss, rel=rtol)
+    # a bias before a BatchNorm has a gradient of zero where no ReLU clips: round-off, on the scale
+    # of the largest
+    atol = rtol * 1e-2 * max(np.abs(g).max() for g in grads.values())
+    for name, g in grads.items():
+        assert keras_grads[name].dtype == g.dtype and keras_grads[name].shape == g.shape
         np.testing.assert_allclose(keras_grads[name], g, rtol=rtol, atol=atol, err_msg=name)
 
 

@@ -402,27 +402,88 @@ def test_predictor_gives_the_networks_probabilities(rng, hidden, activations):
 
 
 def numpy_convnet_logits(spec: M.ModelSpec, params: dict, x: np.ndarray) -> np.ndarray:
-    """The spec's convnet by plain NumPy loops: per block a valid 3x3 convolution with ReLU and a
-    2x2 max-pool (the edge past the last whole window dropped), then flatten (row-major over
-    height, width, channels, as Keras) and the dense ReLU layers; x (n, side * side)."""
+    """The spec's convnet by plain NumPy loops: per block its valid 3x3 convolutions with ReLU
+    and a 2x2 max-pool (the edge past the last whole window dropped), then flatten (row-major
+    over height, width, channels, as Keras) and the dense ReLU layers; with batch_norm, (h -
+    mean) / sqrt(var + 1e-3) * gamma + beta after each convolution (after the pool, for a block's
+    last) and before each hidden activation; x (n, side * side)."""
     side = math.isqrt(spec.inputs)
     h = x.reshape(len(x), side, side, 1)
-    for i, _ in enumerate(spec.conv):
-        w, b = params[f"conv2d{i}.W"], params[f"conv2d{i}.b"]
-        oh, ow = h.shape[1] - 2, h.shape[2] - 2
-        z = np.zeros((len(h), oh, ow, w.shape[3])) + b
-        for dy in range(3):
-            for dx in range(3):
-                z += np.einsum("nhwc,cf->nhwf", h[:, dy : dy + oh, dx : dx + ow, :], w[dy, dx])
-        z = np.maximum(z, 0)
-        ph, pw = oh // 2, ow // 2
-        h = z[:, : 2 * ph, : 2 * pw].reshape(len(z), ph, 2, pw, 2, -1).max(axis=(2, 4))
+    convs, norms = iter(range(99)), iter(range(99))
+
+    def norm(h):
+        if not spec.batch_norm:
+            return h
+        i = next(norms)
+        p = {k: params[f"batchnorm{i}.{k}"] for k in ("gamma", "beta", "mean", "var")}
+        return (h - p["mean"]) / np.sqrt(p["var"] + 1e-3) * p["gamma"] + p["beta"]
+
+    for block in spec.conv:
+        depth = len(block) if isinstance(block, tuple) else 1
+        for d in range(depth):
+            i = next(convs)
+            w, b = params[f"conv2d{i}.W"], params[f"conv2d{i}.b"]
+            oh, ow = h.shape[1] - 2, h.shape[2] - 2
+            z = np.zeros((len(h), oh, ow, w.shape[3])) + b
+            for dy in range(3):
+                for dx in range(3):
+                    z += np.einsum("nhwc,cf->nhwf", h[:, dy : dy + oh, dx : dx + ow, :], w[dy, dx])
+            h = np.maximum(z, 0)
+            if d < depth - 1:
+                h = norm(h)
+        ph, pw = h.shape[1] // 2, h.shape[2] // 2
+        h = norm(h[:, : 2 * ph, : 2 * pw].reshape(len(h), ph, 2, pw, 2, -1).max(axis=(2, 4)))
     h = h.reshape(len(h), -1)
     for name, _, _, act in spec.layers():
         h = h @ params[name + ".W"] + params[name + ".b"]
         if act == "relu":
-            h = np.maximum(h, 0)
+            h = np.maximum(norm(h), 0)
     return h
+
+
+@settings(max_examples=20, deadline=None)
+@given(side=st.integers(9, 16),
+       blocks=st.lists(st.lists(st.integers(1, 4), min_size=1, max_size=2), min_size=1, max_size=2),
+       batch_norm=st.booleans(), hidden=st.lists(st.integers(1, 6), max_size=2), n=st.sampled_from([2, 7]),
+       seed=st.integers(0, 99))
+def test_a_spec_of_conv_blocks_and_batch_norm_computes_its_documented_layers(
+        side, blocks, batch_norm, hidden, n, seed):
+    conv = tuple(tuple(b) if len(b) > 1 else b[0] for b in blocks)
+    try:
+        spec = M.ModelSpec(hidden=tuple(hidden), activations=("relu",), conv=conv, batch_norm=batch_norm,
+                           inputs=side * side)
+    except ValueError as e:  # more than fit: refused, naming conv
+        assert str(e).startswith(f"conv: {side}x{side} inputs take at most")
+        return
+    rng = np.random.default_rng(seed)
+    params = M.init_params(spec, rng, dtype=np.float64)
+    for key in params:
+        low = 0.05 if key.endswith(".var") else -0.1  # a variance stays positive
+        params[key] = params[key] + rng.uniform(low, 0.1, params[key].shape)
+    x = rng.standard_normal((n, side * side))
+    assert spec.n_params() == sum(v.size for v in params.values())
+    assert M.ModelSpec.from_json(spec.to_json()) == spec
+    np.testing.assert_allclose(M.forward(spec, params, M.normalize(spec, x, np.float64)),
+                               numpy_convnet_logits(spec, params, x), rtol=1e-9, atol=1e-10)
+    predictor = M.Predictor(spec, params)  # kernel after kernel: the same bits
+    np.testing.assert_array_equal(predictor(x[:2]), M.predict_proba(spec, params, x[:2]))
+
+
+def test_a_spec_of_conv_blocks_and_batch_norm_describes_itself():
+    spec = M.ModelSpec(hidden=(128,), conv=(32, [64, 64]), batch_norm=True, dropout=0.3)
+    assert spec.conv == (32, (64, 64))
+    assert [type(layer).__name__ for layer in spec.network().layers] == [
+        "Conv2D", "MaxPool2D", "BatchNorm", "Conv2D", "BatchNorm", "Conv2D", "MaxPool2D", "BatchNorm",
+        "Flatten", "Dropout", "Dense", "BatchNorm", "Activation", "Dropout", "Dense"]
+    assert spec.describe() == "28x28-conv32-conv64+64-128relu-10-bn"
+    assert spec.features() == 4 * 4 * 64
+    assert spec.to_json()["conv"] == [32, [64, 64]] and spec.to_json()["batch_norm"] is True
+    assert "batch_norm" not in M.ModelSpec(conv=(32,)).to_json()
+    for bad in ({"conv": [32, []]}, {"conv": [32, [64, "8"]]}, {"batch_norm": "yes"}):
+        with pytest.raises(ValueError, match="wrong type|at least one convolution"):
+            M.ModelSpec.from_json({**spec.to_json(), **bad})
+    with pytest.raises(ValueError, match="batch_norm must be true or false"):
+        M.ModelSpec(batch_norm=1)
 
 
 @settings(max_examples=20, deadline=None)

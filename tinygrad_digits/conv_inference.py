@@ -1,11 +1,12 @@
 """A convnet's forward pass for a few images at a time, for ``Predictor``: kernel after kernel.
 
 The same kernels as ``ops.conv2d``, ``ops.conv2d_max_pool2d`` (for a Conv2D and the MaxPool2D
-after it, as a Sequential runs them), ``ops.max_pool2d``, ``ops.avg_pool2d`` and the dense
-layers, in the calling thread, with everything they need worked out once (the filters as
-matrices, the geometry, the activation codes, the scratch) instead of on every call, and without
-the autodiff wrappers: one image's pass spends its time in the kernels, not between them. The
-outputs are ``network.apply``'s to the bit.
+after it, as a Sequential runs them), ``ops.max_pool2d``, ``ops.avg_pool2d``, a BatchNorm's
+``ops.batch_norm_inference``, the activations and the dense layers, in the calling thread, with
+everything they need worked out once (the filters as matrices, the geometry, the activation
+codes, the scratch) instead of on every call, and without the autodiff wrappers: one image's
+pass spends its time in the kernels, not between them. The outputs are ``network.apply``'s to
+the bit.
 """
 
 from __future__ import annotations
@@ -13,18 +14,20 @@ from __future__ import annotations
 import numpy as np
 
 from .conv_ops import CHUNK_ROWS, conv_geometry
+from .kernels import activations as _act
 from .kernels import conv as _conv
 from .kernels import conv_pool as _conv_pool_kernels
 from .kernels import dense as _dense
 from .kernels import pool as _pool
+from .norm_ops import inference_affine
 from .ops import activation_code
 from .resources import one_blas_thread
 
 
 class ConvnetForward:
     """``forward(x)``: the logits of inputs x (n <= rows, *input_shape), for a Sequential of
-    Conv2D (stride 1), MaxPool2D, AvgPool2D, Flatten, Dropout (the identity here) and Dense
-    layers; ``ConvnetForward.of`` gives None for any other network."""
+    Conv2D (stride 1), MaxPool2D, AvgPool2D, BatchNorm, Activation, Flatten, Dropout (the
+    identity here) and Dense layers; ``ConvnetForward.of`` gives None for any other network."""
 
     def __init__(self, steps: list):
         self.steps = steps
@@ -84,6 +87,11 @@ def _step(layer, params: dict, shape: tuple, rows: int, dtype, pool=None):
         return "flatten", ()
     if kind == "dropout":
         return "identity", ()
+    if kind == "batchnorm":  # x * scale + shift, as ops.batch_norm_inference computes it
+        return "affine", inference_affine(params["gamma"], params["beta"], params["mean"], params["var"],
+                                          layer.epsilon)
+    if kind == "activation":
+        return "activation", (activation_code(layer.name), float(layer.alpha))
     if kind == "dense" and len(shape) == 1:
         return "dense", (params["W"], params["b"], activation_code(layer.activation), float(layer.alpha))
     return None
@@ -118,5 +126,8 @@ _RUN = {
     "avgpool2d": lambda x, size: _pool.avg_pool_forward(x, size),
     "flatten": lambda x: x.reshape(len(x), -1),
     "identity": lambda x: x,
+    "affine": lambda x, scale, shift: x * scale + shift,
+    "activation": lambda x, code, alpha: _act.activation_forward(x.reshape(len(x), -1), code, alpha).reshape(
+        x.shape),
     "dense": lambda x, w, b, code, alpha: _dense.dense_forward(np.ascontiguousarray(x), w, b, code, alpha),
 }

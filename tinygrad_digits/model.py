@@ -3,10 +3,12 @@
 A spec describes ``inputs -> [conv blocks] -> hidden layers (size, activation each) -> outputs``
 and builds it as layers (``ModelSpec.network``). Without ``conv`` it is a multilayer perceptron:
 ``Dense(h, act)``, with ``Dropout`` after each hidden layer when ``dropout > 0``, then
-``Dense(outputs)`` for the logits. With ``conv`` (filters per block) the inputs are square
-one-channel images (side, side, 1), and each block is ``Conv2D(filters, 3, "valid", "relu")``
-then ``MaxPool2D(2)``; then ``Flatten``, ``Dropout`` (when ``dropout > 0``) and the dense head
-as above. The Sequential names the dense layers ``dense{i}``, so their params are
+``Dense(outputs)`` for the logits. With ``conv`` (per block its filters, or a tuple of filters
+for several convolutions) the inputs are square one-channel images (side, side, 1), and each
+block is ``Conv2D(filters, 3, "valid", "relu")`` per convolution, then ``MaxPool2D(2)``; then
+``Flatten``, ``Dropout`` (when ``dropout > 0``) and the dense head as above. ``batch_norm`` adds
+a ``BatchNorm`` after every convolution (after the pool, for a block's last one) and between
+every hidden Dense and its activation. The Sequential names the dense layers ``dense{i}``, so their params are
 ``dense{i}.W`` (in, out) and ``dense{i}.b`` (out,), and the convolutions' ``conv2d{i}.W``
 (3, 3, c_in, filters) and ``conv2d{i}.b``: this module is the only one that relies on those
 names (``Predictor``'s one-kernel forward pass of an MLP). Inputs to ``forward`` are already
@@ -22,23 +24,29 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import conv_layers, layers, ops
+from .conv_notation import conv_blocks, format_conv
 from .network import check_scaling
+from .norm_layers import BatchNorm
 
 INITS = layers.INITS
-KERNEL, POOL = 3, 2  # each conv block: a KERNEL x KERNEL valid convolution, then a POOL x POOL max-pool
+KERNEL, POOL = 3, 2  # each conv block: KERNEL x KERNEL valid convolutions, then a POOL x POOL max-pool
 
 
 def conv_sides(side: int, conv) -> list[int]:
     """The image's side after each conv block, for square inputs of ``side``; ValueError when
-    there are more blocks than fit (a convolution needs KERNEL pixels, then a pool POOL)."""
+    there are more blocks than fit (each convolution takes KERNEL - 1 pixels off the side, then
+    the pool needs POOL)."""
     sides = [side]
-    while sides[-1] - KERNEL + 1 >= POOL:
-        sides.append((sides[-1] - KERNEL + 1) // POOL)
+    for block in conv_blocks(conv):
+        inner = sides[-1] - len(block) * (KERNEL - 1)
+        if inner < POOL:
+            break
+        sides.append(inner // POOL)
     if len(conv) >= len(sides):
         path = " -> ".join(map(str, sides))
         raise ValueError(
-            f"{side}x{side} inputs take at most {len(sides) - 1} blocks (a {KERNEL}x{KERNEL} convolution "
-            f"and a {POOL}x{POOL} pool each: {path}), got {len(conv)}"
+            f"{side}x{side} inputs take at most {len(sides) - 1} blocks of these (a {KERNEL}x{KERNEL} "
+            f"convolution each, then a {POOL}x{POOL} pool: {path}), got {len(conv)}"
         )
     return sides[1 : len(conv) + 1]
 
@@ -57,11 +65,19 @@ class ModelSpec:
     input_mean: float = 0.0
     input_std: float = 1.0
     dropout: float = 0.0
-    conv: tuple[int, ...] = ()
+    conv: tuple = ()  # per block its filters, or a tuple of them: (32, (64, 64))
+    batch_norm: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        object.__setattr__(self, "conv", tuple(int(c) for c in self.conv))
+        blocks = conv_blocks(self.conv)
+        if any(not block for block in blocks):
+            raise ValueError("conv: a block needs at least one convolution")
+        object.__setattr__(self, "conv", tuple(
+            tuple(int(c) for c in block) if len(block) > 1 else int(block[0]) for block in blocks))
+        if not isinstance(self.batch_norm, (bool, np.bool_)):
+            raise ValueError(f"batch_norm must be true or false, got {self.batch_norm!r}")
+        object.__setattr__(self, "batch_norm", bool(self.batch_norm))
         acts = (self.activations,) if isinstance(self.activations, str) else tuple(self.activations)
         if len(acts) == 1 and len(self.hidden) != 1:
             acts = acts * len(self.hidden)  # no hidden layer: no activation
@@ -84,7 +100,7 @@ class ModelSpec:
                 f"dropout is the fraction of units dropped: expected 0 <= dropout < 1, got {self.dropout}"
             )
         if self.conv:
-            bad = [c for c in self.conv if c <= 0]
+            bad = [c for block in conv_blocks(self.conv) for c in block if c <= 0]
             if bad:
                 raise ValueError(f"conv: filters must be positive, got {bad[0]}")
             if math.isqrt(self.inputs) ** 2 != self.inputs:
@@ -104,18 +120,22 @@ class ModelSpec:
         """The width of the first dense layer's input: the pixels, or the last conv block's map."""
         if not self.conv:
             return self.inputs
-        return conv_sides(math.isqrt(self.inputs), self.conv)[-1] ** 2 * self.conv[-1]
+        return conv_sides(math.isqrt(self.inputs), self.conv)[-1] ** 2 * conv_blocks(self.conv)[-1][-1]
 
     def units(self) -> int:
-        """Values one input holds on its way through the network (inputs, every layer's outputs)."""
+        """Values one input holds on its way through the network (inputs, every layer's outputs;
+        with batch_norm, a normalized layer's twice)."""
+        norms = 2 if self.batch_norm else 1
         if not self.conv:
-            return self.inputs + sum(self.hidden) + self.outputs
+            return self.inputs + norms * sum(self.hidden) + self.outputs
         side, total = math.isqrt(self.inputs), self.inputs
-        for filters, pooled in zip(self.conv, conv_sides(side, self.conv)):
-            side -= KERNEL - 1
-            total += side * side * filters + pooled * pooled * filters
+        for block, pooled in zip(conv_blocks(self.conv), conv_sides(side, self.conv)):
+            for filters in block:
+                side -= KERNEL - 1
+                total += norms * side * side * filters
+            total += norms * pooled * pooled * block[-1]
             side = pooled
-        return total + 2 * self.features() + sum(self.hidden) + self.outputs
+        return total + 2 * self.features() + norms * sum(self.hidden) + self.outputs
 
     def layers(self) -> list[tuple[str, int, int, str]]:
         """(name, fan_in, fan_out, activation) per dense layer, the output layer last."""
@@ -124,19 +144,28 @@ class ModelSpec:
         return [(f"dense{i}", sizes[i], sizes[i + 1], acts[i]) for i in range(len(acts))]
 
     def network(self, init: str = "auto", dropout: float | None = None) -> layers.Sequential:
-        """The spec as layers: [Conv2D, MaxPool2D per block, Flatten, [Dropout]], Dense(h, act)
-        [Dropout] per hidden layer, then Dense(outputs). ``init`` is the dense layers' (a Conv2D's
-        is He uniform, for its ReLU)."""
+        """The spec as layers: [Conv2D per convolution, MaxPool2D per block, Flatten, [Dropout]],
+        Dense(h, act) [Dropout] per hidden layer, then Dense(outputs); with batch_norm, the
+        BatchNorms of the module doc. ``init`` is the dense layers' (a Conv2D's is He uniform,
+        for its ReLU)."""
         rate = self.dropout if dropout is None else dropout
+        norm = [BatchNorm()] if self.batch_norm else []
         stack = []
-        for filters in self.conv:
-            stack += [conv_layers.Conv2D(filters, KERNEL, "valid", "relu"), conv_layers.MaxPool2D(POOL)]
+        for block in conv_blocks(self.conv):
+            for filters in block[:-1]:
+                stack += [conv_layers.Conv2D(filters, KERNEL, "valid", "relu"), *norm]
+            last = conv_layers.Conv2D(block[-1], KERNEL, "valid", "relu")
+            stack += [last, conv_layers.MaxPool2D(POOL), *norm]
         if self.conv:
             stack.append(layers.Flatten())
             if rate:
                 stack.append(layers.Dropout(rate))
         for size, act in zip(self.hidden, self.activations):
-            stack.append(layers.Dense(size, act, self.alpha, init))
+            if norm:
+                dense = layers.Dense(size, None, self.alpha, init)
+                stack += [dense, *norm, layers.Activation(act, self.alpha)]
+            else:
+                stack.append(layers.Dense(size, act, self.alpha, init))
             if rate:
                 stack.append(layers.Dropout(rate))
         return layers.Sequential(*stack, layers.Dense(self.outputs, None, self.alpha, init))
@@ -148,16 +177,18 @@ class ModelSpec:
         return Network(self.network(), self.input_shape, self.input_mean, self.input_std)
 
     def n_params(self) -> int:
-        channels = (1, *self.conv)
-        convs = sum(KERNEL * KERNEL * c_in * c_out + c_out for c_in, c_out in zip(channels, self.conv))
-        return convs + sum(i * o + o for _, i, o, _ in self.layers())
+        """Every param's values, a BatchNorm's statistics included (as Keras counts them)."""
+        shapes = layers.param_shapes(self.network(), self.input_shape).values()
+        return sum(math.prod(shape) for shape in shapes)
 
     def describe(self) -> str:
-        """e.g. ``784-128relu-10``, ``28x28-conv32-conv64-128relu-10`` (each conv block with its pool)."""
+        """e.g. ``784-128relu-10``, ``28x28-conv32-conv64-128relu-10`` (each conv block with its
+        pool), ``28x28-conv32-conv64+64-128relu-10-bn`` (two convolutions in a block, batch_norm)."""
         mid = [f"{h}{a}" for h, a in zip(self.hidden, self.activations)]
         side = math.isqrt(self.inputs)
-        first = [f"{side}x{side}", *(f"conv{c}" for c in self.conv)] if self.conv else [str(self.inputs)]
-        return "-".join([*first, *mid, str(self.outputs)])
+        blocks = format_conv(self.conv).split(",") if self.conv else []
+        first = [f"{side}x{side}", *(f"conv{b}" for b in blocks)] if self.conv else [str(self.inputs)]
+        return "-".join([*first, *mid, str(self.outputs), *(["bn"] if self.batch_norm else [])])
 
     def to_json(self) -> dict:
         """The fields as JSON; ``dropout`` only when it is not 0 and ``conv`` only for a convnet,
@@ -165,11 +196,13 @@ class ModelSpec:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
         d["activations"] = list(self.activations)
-        d["conv"] = list(self.conv)
+        d["conv"] = [list(block) if isinstance(block, tuple) else block for block in self.conv]
         if not self.dropout:
             del d["dropout"]
         if not self.conv:
             del d["conv"]
+        if not self.batch_norm:
+            del d["batch_norm"]
         return d
 
     @classmethod
@@ -179,14 +212,20 @@ class ModelSpec:
         if unknown:
             raise ValueError(f"unknown model spec fields: {', '.join(sorted(unknown))}")
         for name, value in d.items():
+            if name == "batch_norm" and isinstance(value, bool):
+                continue
             lists = ("hidden", "activations", "conv")
             items = value if name in lists else [value]
+            if name == "conv" and isinstance(value, list):  # a block of several convolutions is a list
+                items = [c for v in value for c in (v if isinstance(v, list) and v else [v])]
             kind = str if name == "activations" else int if name in ("hidden", "conv", "inputs", "outputs") else float
             if name in lists and not isinstance(value, list) or not all(
                     isinstance(v, kind) or kind is float and isinstance(v, int) for v in items) or any(
                     isinstance(v, bool) for v in items):
                 raise ValueError(f"model spec field {name} has the wrong type: {str(value)[:40]}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        as_tuples = {k: tuple(tuple(b) if isinstance(b, list) else b for b in v) if isinstance(v, list) else v
+                     for k, v in d.items()}
+        return cls(**as_tuples)
 
 
 def init_params(spec: ModelSpec, rng: np.random.Generator, init: str = "auto", dtype=np.float32) -> dict:

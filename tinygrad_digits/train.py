@@ -6,7 +6,8 @@
 nothing else: it reports through callbacks (``on_batch`` for a progress bar, ``on_epoch`` for a
 line or a checkpoint) and never prints. It stops early, and says why in ``TrainResult.stopped``,
 when the loss stops being finite (the parameters are rolled back to the end of the last good
-epoch) or on Ctrl-C (the parameters are kept as trained so far).
+epoch) or on Ctrl-C (the parameters are kept as trained so far). A BatchNorm's statistics are
+params it never trains: it measures them after every epoch (``norm_layers``).
 
 Two paths run an epoch's steps and give the same results: the general path (``autodiff``'s
 value_and_grad of the loss, then ``optimizers.update``, one step at a time, open to any model,

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .keras_model import build_model, build_optimizer, dense_layers, get_params, loss_of, param_specs, set_params
+from .keras_model import (NORM_KEYS, build_model, build_optimizer, dense_layers, get_params, loss_of,
+                          norm_names, param_specs, set_params)
 
 KINDS = ("gradients", "steps", "init", "train")
 # LLVM a second time (numba, and our kernels, ops and model, which import it): never here
@@ -58,11 +59,15 @@ def task_gradients(tf, keras, task, arrays, emit):
     x = tf.constant(arrays[f"{key}/x"])
     y = tf.constant(arrays[f"{key}/y"])
     variables = [v for layer in dense_layers(model, task["twin"]) for v in (layer.kernel, layer.bias)]
+    names = [f"{key}/grads/{layer['name']}.{p}" for layer in param_specs(task["twin"]) for p in "Wb"]
+    for name in norm_names(task["twin"]):  # the statistics are no function of the loss: no gradient
+        variables += model.get_layer(name).weights
+        names += [f"{key}/grads/{name}.{p}" for p in NORM_KEYS]
     with tf.GradientTape() as tape:
         loss = loss_of(keras)(y, model(x, training=True))
     grads = tape.gradient(loss, variables)
-    names = [f"{key}/grads/{layer['name']}.{p}" for layer in param_specs(task["twin"]) for p in "Wb"]
-    return {"loss": float(loss)}, {n: g.numpy() for n, g in zip(names, grads)}
+    return {"loss": float(loss)}, {n: np.zeros(v.shape, v.dtype) if g is None else g.numpy()
+                                   for n, g, v in zip(names, grads, variables)}
 
 
 def task_steps(tf, keras, task, arrays, emit):

@@ -19,9 +19,16 @@ def _initializer(keras, family: str, seed: int):
     raise ValueError(f"unknown initializer family {family!r}")
 
 
+def _norm(keras, entry: dict) -> list:
+    """The BatchNormalization after a layer (or its pool), as a list: empty without one."""
+    name = entry.get("batch_norm")
+    return [keras.layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name=name)] if name else []
+
+
 def _conv_layers(keras, twin: dict, seed: int, regularizer) -> list:
-    """Rows to images, then Conv2D (valid, its activation) and MaxPooling2D per block, and
-    Flatten (then Dropout, if any); block i's kernel initializer is seeded with ``seed + 1000 + i``."""
+    """Rows to images, then per convolution Conv2D (valid, its activation), its MaxPooling2D
+    and BatchNormalization if any, and Flatten (then Dropout, if any); convolution i's kernel
+    initializer is seeded with ``seed + 1000 + i``."""
     out = [keras.layers.Reshape(tuple(twin["input_shape"]), name="image")]
     for i, block in enumerate(twin["conv"]):
         out.append(keras.layers.Conv2D(
@@ -29,7 +36,9 @@ def _conv_layers(keras, twin: dict, seed: int, regularizer) -> list:
             kernel_initializer=_initializer(keras, block["initializer"], seed + 1000 + i),
             bias_initializer="zeros", kernel_regularizer=regularizer, name=block["name"],
         ))
-        out.append(keras.layers.MaxPooling2D(block["pool"], name=f"maxpool2d{i}"))
+        if block["pool"]:
+            out.append(keras.layers.MaxPooling2D(block["pool"], name=f"{block['name']}_pool"))
+        out += _norm(keras, block)
     out.append(keras.layers.Flatten(name="flatten0"))
     if twin.get("dropout"):
         out.append(keras.layers.Dropout(twin["dropout"], seed=seed + 999, name="flatten0_dropout"))
@@ -49,18 +58,22 @@ def build_model(keras, twin: dict, seed: int = 0):
         layers += _conv_layers(keras, twin, seed, regularizer)
     for i, layer in enumerate(twin["layers"]):
         act = layer["activation"]
+        norm = _norm(keras, layer)
         layers.append(
             keras.layers.Dense(
                 layer["units"],
-                activation=None if act in ("leaky_relu", "linear") else act,
+                activation=None if act in ("leaky_relu", "linear") or norm else act,
                 kernel_initializer=_initializer(keras, layer["initializer"], seed + i),
                 bias_initializer="zeros",
                 kernel_regularizer=regularizer,
                 name=layer["name"],
             )
         )
+        layers += norm
         if act == "leaky_relu":
             layers.append(keras.layers.LeakyReLU(negative_slope=twin["alpha"], name=layer["name"] + "_act"))
+        elif norm and act != "linear":
+            layers.append(keras.layers.Activation(act, name=layer["name"] + "_act"))
         if twin.get("dropout") and i < len(twin["layers"]) - 1:  # Keras's own masks, even in same-init
             name = layer["name"] + "_dropout"
             layers.append(keras.layers.Dropout(twin["dropout"], seed=seed + i, name=name))
@@ -85,6 +98,14 @@ def dense_layers(model, twin):
     return [model.get_layer(layer["name"]) for layer in param_specs(twin)]
 
 
+NORM_KEYS = ("gamma", "beta", "mean", "var")  # a BatchNorm's params, in Keras's weights' order
+
+
+def norm_names(twin) -> list:
+    """The twin's BatchNormalization layers, named like ours (batchnorm0, ...), in order."""
+    return [entry["batch_norm"] for entry in param_specs(twin) if entry.get("batch_norm")]
+
+
 def set_params(model, twin, arrays: dict, prefix: str) -> None:
     """Our params (the twin's layers name their keys: "kernel" and "bias") into the Keras layers."""
     for layer, keys in zip(dense_layers(model, twin), param_specs(twin)):
@@ -92,6 +113,8 @@ def set_params(model, twin, arrays: dict, prefix: str) -> None:
         if layer.kernel.dtype != given.name:
             raise ValueError(f"layer {layer.name} is {layer.kernel.dtype}, its parameters {given.name}")
         layer.set_weights([arrays[prefix + keys["kernel"]], arrays[prefix + keys["bias"]]])
+    for name in norm_names(twin):
+        model.get_layer(name).set_weights([arrays[f"{prefix}{name}.{key}"] for key in NORM_KEYS])
 
 
 def get_params(model, twin, prefix: str) -> dict:
@@ -100,6 +123,9 @@ def get_params(model, twin, prefix: str) -> dict:
         kernel, bias = layer.get_weights()
         out[prefix + keys["kernel"]] = kernel
         out[prefix + keys["bias"]] = bias
+    for name in norm_names(twin):
+        for key, value in zip(NORM_KEYS, model.get_layer(name).get_weights()):
+            out[f"{prefix}{name}.{key}"] = value
     return out
 
 

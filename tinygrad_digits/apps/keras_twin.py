@@ -9,11 +9,14 @@ and reads the answers back.
 
 The twin, layer for layer: one Keras ``Dense`` per dense layer of ours, whose kernel ``(in, out)``
 and bias ``(out,)`` are exactly our weight and bias (each twin layer names their keys); for a
-convnet first ``Reshape`` to (28, 28, 1), then per conv block ``Conv2D(filters, 3,
+convnet first ``Reshape`` to (28, 28, 1), then per convolution ``Conv2D(filters, 3,
 padding="valid", activation="relu")``, whose kernel ``(3, 3, c_in, filters)`` is our weight as it
-is, and ``MaxPooling2D(2)``, then ``Flatten``; the same activations (leaky
-relu as a ``LeakyReLU(negative_slope=alpha)`` layer; ``Dropout(rate)`` after the flatten and every
-hidden layer if the spec has dropout); a linear output layer whose logits go to
+is, and after a block's last one ``MaxPooling2D(2)``, then ``Flatten``; a
+``BatchNormalization(epsilon=1e-3)`` wherever ours has a BatchNorm (between a hidden Dense and
+its activation, which follows as a layer), its gamma, beta and statistics ours (Keras keeps its
+statistics as moving averages, momentum 0.99, where ours measures them after every epoch); the
+same activations (leaky relu as a ``LeakyReLU(negative_slope=alpha)`` layer; ``Dropout(rate)``
+after the flatten and every hidden layer if the spec has dropout); a linear output layer whose logits go to
 ``SparseCategoricalCrossentropy(from_logits=True)`` (our softmax fused into the loss); He or
 Glorot uniform (or standard normal) kernels and zero biases; ``SGD``, ``SGD(momentum=...)`` or
 ``Adam(beta_1, beta_2, epsilon)``, with ``CosineDecay(lr, decay_steps=total_steps)`` for the
@@ -59,9 +62,11 @@ def describe_twin(spec, optimizer, init: str = "auto") -> dict:
     """The Keras twin of ``spec`` trained with ``optimizer`` (an ``OptimizerConfig``), as JSON.
 
     Returns {"inputs", "input_shape", "alpha", "dropout", "input_mean", "input_std", "conv":
-    [{"name", "filters", "kernel_size", "pool", "activation", "initializer", "kernel", "bias"}]
-    (empty for an MLP), "layers": [{"name", "units", "activation", "initializer", "kernel",
-    "bias"}], "l2", "optimizer": {"class_name", "learning_rate" (a float or {"class_name":
+    [{"name", "filters", "kernel_size", "pool" (0: none after it), "activation", "initializer",
+    "kernel", "bias", "batch_norm"}] (empty for an MLP), "layers": [{"name", "units",
+    "activation", "initializer", "kernel", "bias", "batch_norm"}] ("batch_norm": the name of
+    the BatchNorm after the layer, or its pool, or None), "l2", "optimizer": {"class_name",
+    "learning_rate" (a float or {"class_name":
     "CosineDecay", "config"}), "config"}}. The initializer family follows ``model.init_params``:
     "auto" is He for the relu family, Glorot for sigmoid, tanh and the output layer; a
     convolution's is He (its activation is ReLU) whatever ``init``.
@@ -69,9 +74,21 @@ def describe_twin(spec, optimizer, init: str = "auto") -> dict:
     from .. import model as M
     from .. import ops
 
-    conv = [{"name": f"conv2d{i}", "filters": filters, "kernel_size": M.KERNEL, "pool": M.POOL,
-             "activation": "relu", "initializer": "he", "kernel": f"conv2d{i}.W", "bias": f"conv2d{i}.b"}
-            for i, filters in enumerate(getattr(spec, "conv", ()))]
+    conv, norms = [], {}  # norms: a conv or dense layer's name -> the BatchNorm after it (or its pool)
+    network, before = spec.network(), None
+    for name, layer in zip(network.names, network.layers):  # the Sequential's names: conv2d0, ...
+        if layer.kind == "conv2d":
+            conv.append({"name": name, "filters": layer.filters, "kernel_size": M.KERNEL, "pool": 0,
+                         "activation": "relu", "initializer": "he", "kernel": f"{name}.W",
+                         "bias": f"{name}.b"})
+        elif layer.kind == "maxpool2d":
+            conv[-1]["pool"] = layer.size
+        elif layer.kind == "batchnorm":
+            norms[before] = name
+        if layer.kind in ("conv2d", "dense"):
+            before = name
+    for block in conv:
+        block["batch_norm"] = norms.get(block["name"])
     layers = []
     for name, _, fan_out, act in spec.layers():  # the Sequential names them dense0, dense1, ...
         family = init
@@ -79,7 +96,7 @@ def describe_twin(spec, optimizer, init: str = "auto") -> dict:
             family = ops.ACTIVATIONS[act].init if act in ops.ACTIVATIONS else "glorot"
         keras_act = ops.ACTIVATIONS[act].keras if act in ops.ACTIVATIONS else "linear"
         layers.append({"name": name, "units": fan_out, "activation": keras_act, "initializer": family,
-                       "kernel": f"{name}.W", "bias": f"{name}.b"})
+                       "kernel": f"{name}.W", "bias": f"{name}.b", "batch_norm": norms.get(name)})
     lr = optimizer.learning_rate
     if optimizer.schedule == "cosine":
         lr = {"class_name": "CosineDecay",

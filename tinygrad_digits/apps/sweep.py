@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import paths
+from ..conv_notation import conv_blocks, format_conv
 from .training import TrainRun
 
 RESULTS = "runs.jsonl"
@@ -39,8 +40,9 @@ def default_dir() -> Path:
 
 
 def config_label(hidden: Iterable[int], activation: str, conv: Iterable[int] = ()) -> str:
-    """e.g. ``128x64 relu``, ``conv32x64 128 relu``, ``conv32x64 none`` (no hidden layer)."""
-    conv = "x".join(str(c) for c in conv)
+    """e.g. ``128x64 relu``, ``conv32x64 128 relu``, ``conv32x64+64 none`` (no hidden layer; two
+    convolutions in the second block)."""
+    conv = format_conv(conv).replace(",", "x")
     hidden = "x".join(str(h) for h in hidden)
     return (f"conv{conv} " if conv else "") + (f"{hidden} {activation}" if hidden else "none")
 
@@ -54,7 +56,7 @@ def grid(
     seed. An MLP's spec_args hold no ``conv``, so its run keys are those of earlier sweeps."""
     runs = []
     for conv in convs:
-        conv = tuple(int(c) for c in conv)
+        conv = tuple(block if len(block) > 1 else block[0] for block in conv_blocks(conv))
         for hidden in hiddens:
             hidden = tuple(int(h) for h in hidden)
             for act in activations:

@@ -98,12 +98,13 @@ def check_memory(spec, batch_size: int) -> None:
     """ValueError naming --hidden (or --conv, for a convnet) when the spec's parameters and a
     batch's activations would not fit in the memory available now; nothing is allocated to find out."""
     from .. import resources
+    from ..conv_notation import format_conv
 
     activations = batch_size * spec.units() * 4 * 4
     needed = spec.n_params() * 4 * PARAM_COPIES + activations
     available = resources.available_memory()
     if needed > available:
-        conv = f"--conv {','.join(map(str, spec.conv))} " if spec.conv else ""
+        conv = f"--conv {format_conv(spec.conv)} " if spec.conv else ""
         hidden = ",".join(map(str, spec.hidden)) or "none"
         raise ValueError(f"{conv}--hidden {hidden}: {spec.n_params():,} parameters need about "
                          f"{resources.human(needed)} of memory to train, more than the "
