@@ -157,11 +157,12 @@ CNN = app.preset_run("cnn")
 
 def test_cnn_is_a_convnet_recipe_the_help_describes():
     spec = CNN.spec_args
-    assert spec["conv"] == (32, 64) and spec["hidden"] == (128,) and 0.25 <= spec["dropout"] <= 0.4
+    assert spec["conv"] == (32, (64, 64)) and spec["batch_norm"] and spec["hidden"] == (128,)
+    assert 0.25 <= spec["dropout"] <= 0.4
     assert CNN.augment == "realistic" and CNN.optimizer == "adam" and CNN.schedule == "cosine"
     assert CNN.batch_size == 128 and CNN.all_data and CNN.preset == "cnn"
     help_text = " ".join(run("train", "--help").stdout.split())
-    for words in ("cnn:", "--conv 32,64 --hidden 128", f"dropout {spec['dropout']:g}",
+    for words in ("cnn:", "--conv 32,64+64 --batch-norm --hidden 128", f"dropout {spec['dropout']:g}",
                   f"{CNN.augment} augmentation", f"Adam {CNN.learning_rate:g}", f"{CNN.epochs} epochs"):
         assert words in help_text, words
 
@@ -171,6 +172,7 @@ def test_cnn_is_a_convnet_recipe_the_help_describes():
     [
         (["--conv", "8"], {"conv": (8,)}),
         (["--conv", "none"], {"conv": ()}),
+        (["--no-batch-norm"], {"batch_norm": False}),
         (["--hidden", "none"], {"hidden": (), "activations": ()}),
         (["--hidden", "64x32"], {"hidden": (64, 32), "activations": ("relu", "relu")}),
     ],
@@ -189,3 +191,4 @@ def test_a_tiny_version_of_the_cnn_preset_runs(tmp_path):
     assert config["preset"] == "cnn" and config["augment"] == CNN.augment and config["all_data"]
     spec, _, header = load_model(out)
     assert spec.conv == (4,) and spec.dropout == CNN.spec_args["dropout"] and header["training"]["preset"] == "cnn"
+    assert spec.batch_norm  # the preset's, kept

@@ -329,6 +329,7 @@ def test_an_interrupted_then_resumed_sweep_reaches_the_same_table(tmp_path, monk
 def test_conv_configurations_read_as_hidden_ones():
     assert cli_sweep.parse_configurations(("none,4x8", "4"), "--conv") == [(), (4, 8), (4,)]
     assert cli_sweep.parse_configurations(("none", "16"), "--hidden") == [(), (16,)]
+    assert cli_sweep.parse_configurations(("4x8+8",), "--conv") == [(4, (8, 8))]  # two convolutions, one pool
 
 
 @pytest.mark.parametrize(("conv", "words"), [("0", ["--conv", "positive"]), ("4x4x4x4", ["--conv", "at most 3"]),
@@ -349,6 +350,18 @@ def test_grid_adds_conv_as_an_axis_and_keeps_mlp_keys():
     assert sw.run_key(runs[0]) == sw.run_key(sw.grid([(16,)], ["relu"], [0], base)[0])
     assert [sw.config_label(r.spec_args["hidden"], sw.run_activation(r), r.spec_args.get("conv", ())) for r in runs] == [
         "16 relu", "16 tanh", "none", "conv4 16 relu", "conv4 16 tanh", "conv4 none"]
+    blocks = sw.grid([(16,)], ["relu"], [0], base, convs=[(4, (8, 8))])[0].spec_args["conv"]
+    assert blocks == (4, (8, 8)) and sw.config_label((16,), "relu", blocks) == "conv4x8+8 16 relu"
+
+
+def test_a_sweep_with_batch_norm_trains_its_runs_with_it(tmp_path):
+    result = run("sweep", "--data", MNIST_DIR, "--train-size", "256", "--epochs", "1", "--conv", "2x2+2",
+                 "--hidden", "8", "--batch-norm", "--out", tmp_path, "--no-plot", "--json")
+    assert result.exit_code == 0, result.output
+    (record,) = json.loads(result.stdout)["runs"]
+    assert record["config"]["spec_args"]["batch_norm"] is True and record["conv"] == [2, [2, 2]]
+    spec, params, _ = load_model(record["model"])
+    assert spec.batch_norm and spec.conv == (2, (2, 2)) and "batchnorm0.mean" in params
 
 
 def test_a_sweep_over_conv_configurations(tmp_path):
