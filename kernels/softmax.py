@@ -78,6 +78,41 @@ def softmax_cross_entropy(logits, labels):
 
 
 @kernel
+def smoothed_cross_entropy(logits, labels, smoothing):
+    """softmax_cross_entropy against labels smoothed as Keras smooths them: the target of a row
+    is (1 - smoothing) * onehot + smoothing / k. Returns (mean loss, dlogits (n, k) = (softmax -
+    target) / n, correct). A row's loss is sum_j target_j * (logsumexp - logits_j)."""
+    n, k = logits.shape
+    dlogits = np.empty_like(logits)
+    scale = 1.0 / n
+    off = smoothing / k
+    on = 1.0 - smoothing + off
+    loss = 0.0
+    correct = 0
+    for i in range(n):
+        top = logits[i, 0]
+        best = 0
+        for j in range(1, k):
+            if logits[i, j] > top:
+                top = logits[i, j]
+                best = j
+        total = 0.0
+        for j in range(k):
+            e = math.exp(logits[i, j] - top)
+            dlogits[i, j] = e
+            total += e
+        log_sum = top + math.log(total)
+        label = labels[i]
+        for j in range(k):
+            target = on if j == label else off
+            loss += target * (log_sum - logits[i, j])
+            dlogits[i, j] = (dlogits[i, j] / total - target) * scale
+        if best == label:
+            correct += 1
+    return loss * scale, dlogits, correct
+
+
+@kernel
 def labels_within(labels, k):
     """Whether every label lies in [0, k): one pass, no temporary."""
     for i in range(labels.shape[0]):

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tinygrad_digits import ops
-from tinygrad_digits.autodiff import grad
+from tinygrad_digits.autodiff import grad, value_and_grad
 
 VJPS = settings(max_examples=20, deadline=None)
 ACTS = [None, *ops.ACTIVATIONS]
@@ -119,6 +119,15 @@ def test_softmax_cross_entropy_vjp(n, k, seed):
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, k, n)
     check_vjp(lambda p: ops.softmax_cross_entropy(p["z"], labels), {"z": rng.normal(0, 3, (n, k))}, seed)
+
+
+@VJPS
+@given(n=sides, k=st.integers(2, 6), smoothing=st.floats(0.01, 0.95), seed=seeds)
+def test_smoothed_cross_entropy_vjp(n, k, smoothing, seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, k, n)
+    check_vjp(lambda p: ops.softmax_cross_entropy(p["z"], labels, label_smoothing=smoothing),
+              {"z": rng.normal(0, 3, (n, k))}, seed)
 
 
 @VJPS
@@ -360,6 +369,34 @@ def test_softmax_cross_entropy_forward(dtype, n, rng):
     assert float(loss) == pytest.approx(
         -logp[np.arange(n), labels].mean(), rel=1e-6 if dtype == np.float32 else 1e-12
     )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", ROWS)
+@pytest.mark.parametrize("smoothing", [0.1, 0.5])
+def test_smoothed_cross_entropy_forward_and_gradient(dtype, n, smoothing, rng):
+    """Keras's label smoothing: targets (1 - s) * onehot + s / k, the loss -sum(target * log p)."""
+    z = rng.normal(0, 3, (n, 10)).astype(dtype)
+    labels = rng.integers(0, 10, n)
+    z64 = z.astype(np.float64)
+    logp = z64 - z64.max(1, keepdims=True)
+    logp = logp - np.log(np.exp(logp).sum(1, keepdims=True))
+    target = np.full((n, 10), smoothing / 10) + (1 - smoothing) * np.eye(10)[labels]
+    rel = 1e-6 if dtype == np.float32 else 1e-12
+    loss, grads = value_and_grad(lambda p: ops.softmax_cross_entropy(p["z"], labels, label_smoothing=smoothing))(
+        {"z": z})
+    assert float(loss) == pytest.approx(-(target * logp).sum(1).mean(), rel=rel)
+    assert grads["z"].dtype == dtype
+    np.testing.assert_allclose(grads["z"], (np.exp(logp) - target) / n, rtol=rel * 10, atol=rel / n)
+
+
+def test_no_label_smoothing_is_the_plain_cross_entropy_and_bad_smoothing_is_refused(rng):
+    z, labels = rng.normal(size=(7, 10)), rng.integers(0, 10, 7)
+    assert ops.softmax_cross_entropy(z, labels, label_smoothing=0.0) == ops.softmax_cross_entropy(z, labels)
+    assert ops.softmax_cross_entropy(z, labels, label_smoothing=0.1) != ops.softmax_cross_entropy(z, labels)
+    for bad in (-0.1, 1.0, float("nan")):
+        with pytest.raises(ValueError, match=r"softmax_cross_entropy: label_smoothing must lie in \[0, 1\)"):
+            ops.softmax_cross_entropy(z, labels, label_smoothing=bad)
 
 
 def test_softmax_cross_entropy_accepts_any_integer_labels_and_non_contiguous_logits(rng):

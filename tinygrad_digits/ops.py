@@ -195,9 +195,14 @@ def log_softmax_vjp(saved, g, needs):
 log_softmax = Primitive("log_softmax", log_softmax_forward, log_softmax_vjp)
 
 
-def softmax_cross_entropy_forward(logits, labels):
+def softmax_cross_entropy_forward(logits, labels, label_smoothing: float = 0.0):
     """Mean softmax cross-entropy of logits (n, k) against integer labels (n,) in [0, k): a
-    float64 scalar. Stable for any finite logits (log-sum-exp, accumulated in float64)."""
+    float64 scalar. Stable for any finite logits (log-sum-exp, accumulated in float64).
+
+    ``label_smoothing`` in [0, 1) smooths the targets as Keras's ``CategoricalCrossentropy``
+    does: (1 - label_smoothing) * onehot + label_smoothing / k."""
+    if not 0 <= label_smoothing < 1:  # also refuses nan
+        raise ValueError(f"softmax_cross_entropy: label_smoothing must lie in [0, 1), got {label_smoothing}")
     (logits,) = _float("softmax_cross_entropy", logits)
     labels = np.asarray(labels)
     if logits.ndim != 2 or labels.shape != (logits.shape[0],):
@@ -216,7 +221,10 @@ def softmax_cross_entropy_forward(logits, labels):
             f"softmax_cross_entropy: labels must lie in [0, {logits.shape[1]}), "
             f"got {labels.min()}..{labels.max()}"
         )
-    loss, dlogits, _ = _softmax.softmax_cross_entropy(logits, labels)
+    if label_smoothing:
+        loss, dlogits, _ = _softmax.smoothed_cross_entropy(logits, labels, float(label_smoothing))
+    else:
+        loss, dlogits, _ = _softmax.softmax_cross_entropy(logits, labels)
     return np.float64(loss), dlogits
 
 
