@@ -70,7 +70,7 @@ def evaluate(model, data, plot, misclassified, images, skip_bad, as_json):
                    f"({len(folder)} images)")
     click.echo("per-digit accuracy: " + "  ".join(
         f"{d}:{100 * a:.1f}%" if a == a else f"{d}:-" for d, a in enumerate(result["per_digit_accuracy"])))
-    click.echo(app.format_confusion(result["confusion"]))
+    click.echo(metrics.format_confusion(result["confusion"]))
     if plot:
         click.echo(f"confusion matrix saved to {plot}")
     if misclassified:

@@ -77,3 +77,14 @@ def most_confident_mistakes(labels: np.ndarray, probs: np.ndarray, count: int = 
          "confidence": float(probs[i, predicted[i]])}
         for i in top
     ]
+
+
+def format_confusion(confusion) -> str:
+    """A fixed-width text table of a confusion matrix (rows true, columns predicted)."""
+    k = len(confusion)
+    width = max(4, max(len(str(v)) for row in confusion for v in row) + 1)
+    lines = ["confusion matrix (rows: true digit, columns: predicted)"]
+    lines.append("     " + "".join(f"{j:>{width}}" for j in range(k)))
+    for i, row in enumerate(confusion):
+        lines.append(f"  {i}: " + "".join(f"{v:>{width}}" for v in row))
+    return "\n".join(lines)

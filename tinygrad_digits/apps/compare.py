@@ -115,7 +115,7 @@ def compare(run, splits, same_init: bool = True, on_batch=None, on_epoch=None, o
     job.run(on_event=on_keras_event)
     answer = job.result(key)
     logits = job.array(key, "test_logits")
-    keras_loss, keras_accuracy = keras_twin.softmax_cross_entropy(logits, splits.y_test)
+    keras_loss, keras_accuracy = softmax_cross_entropy(logits, splits.y_test)
     keras_predictions = np.argmax(logits, axis=1)
     confusion = metrics.confusion_matrix(splits.y_test, keras_predictions, spec.outputs)
     worker = job.worker
@@ -231,3 +231,15 @@ def format_table(report: dict) -> str:
         if side.get("stopped"):
             lines.append(f"{name} stopped early: {side['stopped']}")
     return "\n".join(lines)
+
+
+def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of logits (n, k) against int labels (n,), in float64 NumPy;
+    the same definitions as our fused kernel (first maximal logit counts as the prediction)."""
+    z = np.asarray(logits, np.float64)
+    if len(z) == 0:
+        return math.nan, math.nan
+    top = z.max(axis=1, keepdims=True)
+    log_sum = np.log(np.exp(z - top).sum(axis=1)) + top[:, 0]
+    loss = float(np.mean(log_sum - z[np.arange(len(z)), labels]))
+    return loss, float(np.mean(np.argmax(z, axis=1) == labels))
