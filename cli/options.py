@@ -214,6 +214,10 @@ regularization_options = _stack(
                  help="Random transforms of every training batch: shift (up to 2 px), affine (shift, "
                       "rotation up to 10 degrees, scaling up to 10%), elastic (affine + elastic distortion), realistic "
                       "(elastic, then thicker or thinner pens, blur, low resolution, contrast, noise)."),
+    click.option("--label-smoothing", type=FiniteFloat(min=0, max=1, max_open=True), default=0.0,
+                 show_default=True,
+                 help="Train against smoothed targets, (1 - S) * onehot + S / 10, as Keras's "
+                      "label_smoothing; 0 is off. The training loss reported is the smoothed one."),
 )
 
 
@@ -261,6 +265,7 @@ _RUN_FIELDS = {  # option name -> TrainRun field
     "init": "init", "epochs": "epochs", "batch_size": "batch_size", "optimizer": "optimizer",
     "lr": "learning_rate", "schedule": "schedule", "weight_decay": "weight_decay", "seed": "seed",
     "train_size": "train_size", "augment": "augment", "all_data": "all_data",
+    "label_smoothing": "label_smoothing",
 }
 
 data_option = click.option(

@@ -111,6 +111,7 @@ def sweep(
     init,
     dropout,
     augment,
+    label_smoothing,
     train_size,
     jobs,
     out,
@@ -145,6 +146,7 @@ def sweep(
         weight_decay=weight_decay,
         train_size=train_size,
         augment=augment,
+        label_smoothing=label_smoothing,
     )
     opt.check_train_size(train_size)
     for blocks in convs:

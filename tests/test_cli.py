@@ -145,6 +145,8 @@ def test_same_seed_same_model(tmp_path):
         (["--lr", "-1"], ["--lr"]),
         (["--act", "relu,tanh"], ["--act", "2 activations for 1 hidden layers"]),
         (["--epochs", "0"], ["--epochs"]),
+        (["--label-smoothing", "1"], ["--label-smoothing"]),
+        (["--label-smoothing", "nan"], ["--label-smoothing"]),
     ],
 )
 def test_bad_options_give_one_line_and_exit_2(args, words):

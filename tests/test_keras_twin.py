@@ -33,6 +33,9 @@ CONV_CASES = [(side, conv, hidden, dt) for side, conv, hidden in ((12, (3, 4), (
 # with batch_norm, two convolutions in a block: BatchNormalization in training mode, the batch's statistics
 BN_CASES = [(side, conv, hidden, dt) for side, conv, hidden in ((16, (2, (3, 3)), (4,)), (12, ((3, 2),), ()))
             for dt in ("float32", "float64")]
+# label smoothing, Keras's CategoricalCrossentropy(label_smoothing): a dense case and a BatchNorm convnet
+SMOOTHING = 0.1
+SMOOTH_CASES = [("dense", dt) for dt in ("float32", "float64")] + [("bn", dt) for dt in ("float32", "float64")]
 STEPS = 3
 # In float64 the hyperparameters are exactly representable in float32: Keras turns the Python
 # floats beta_1, beta_2, momentum and epsilon into float32 tensors before casting them to a
@@ -72,6 +75,12 @@ def _conv_case(side, conv, hidden, dt, batch_norm=False):
     return spec, params, x, rng.integers(0, 10, rows)
 
 
+def _smooth_case(kind, dt):
+    if kind == "dense":
+        return _gradient_case("relu", 2, dt)
+    return _conv_case(16, (2, (3, 3)), (4,), dt, batch_norm=True)
+
+
 CONV_TRAIN_SPEC = M.ModelSpec(hidden=(8,), activations=("tanh",), conv=(4,), inputs=144, outputs=10)
 
 
@@ -98,6 +107,7 @@ def _synthetic(rng, n, inputs=20):
 
 TRAIN_SPEC = M.ModelSpec(hidden=(24,), activations=("relu",), inputs=20, outputs=10)
 TRAIN_CONFIG = T.TrainConfig(epochs=2, batch_size=32, seed=5)
+SMOOTH_CONFIG = T.TrainConfig(epochs=2, batch_size=32, seed=5, label_smoothing=SMOOTHING)
 TRAIN_OPTIMIZER = O.OptimizerConfig("sgd", 0.05, "cosine", total_steps=2 * T.steps_per_epoch(300, 32),
                                     weight_decay=1e-3)
 
@@ -130,6 +140,9 @@ def answers(mnist_splits):
     for case in BN_CASES:
         spec, params, x, labels = _conv_case(*case, batch_norm=True)
         keys[("bn", *case)] = job.add_gradients(spec, params, x, labels)
+    for kind, dt in SMOOTH_CASES:
+        spec, params, x, labels = _smooth_case(kind, dt)
+        keys[("smooth", kind, dt)] = job.add_gradients(spec, params, x, labels, label_smoothing=SMOOTHING)
     for case in STEP_CASES:
         spec, config, params, xs, labels = _step_case(*case)
         keys[("step", *case)] = job.add_steps(spec, config, params, xs, labels)
@@ -144,6 +157,8 @@ def answers(mnist_splits):
     initial = M.init_params(TRAIN_SPEC, np.random.default_rng(5))
     keys["same"] = job.add_train(TRAIN_SPEC, TRAIN_OPTIMIZER, TRAIN_CONFIG, "auto", data, x_test[0],
                                  params=initial, latency_repeats=3)
+    keys["same_smooth"] = job.add_train(TRAIN_SPEC, TRAIN_OPTIMIZER, SMOOTH_CONFIG, "auto", data, x_test[0],
+                                        params=initial, latency_repeats=3)
     keys["independent"] = job.add_train(TRAIN_SPEC, TRAIN_OPTIMIZER, TRAIN_CONFIG, "auto", data, x_test[0],
                                        latency_repeats=3)
     conv_data = {name: np.repeat(value, 8, axis=1)[:, :144] if value.ndim == 2 else value
@@ -210,6 +225,43 @@ def test_batch_norm_convnet_gradients_match_gradient_tape(answers, side, conv, h
     for name, g in grads.items():
         assert keras_grads[name].dtype == g.dtype and keras_grads[name].shape == g.shape
         np.testing.assert_allclose(keras_grads[name], g, rtol=rtol, atol=atol, err_msg=name)
+
+
+@pytest.mark.parametrize(("kind", "dt"), SMOOTH_CASES)
+def test_label_smoothing_gradients_match_gradient_tape(answers, kind, dt):
+    """Our smoothed cross-entropy against Keras's CategoricalCrossentropy(label_smoothing) of
+    one-hot labels: the same loss and gradients."""
+    spec, params, x, labels = _smooth_case(kind, dt)
+    rng = np.random.default_rng(0)
+    loss, grads = M.loss_and_grads(spec, params, x, labels, rng, label_smoothing=SMOOTHING)
+    assert loss != pytest.approx(M.loss_and_grads(spec, params, x, labels, np.random.default_rng(0))[0])
+    key = answers["keys"][("smooth", kind, dt)]
+    job = answers["job"]
+    keras_grads = job.grads(key)
+    assert keras_grads.keys() == grads.keys()
+    rtol = 1e-4 if dt == "float32" else 1e-10
+    assert job.result(key)["loss"] == pytest.approx(loss, rel=rtol)
+    atol = rtol * 1e-2 * max(np.abs(g).max() for g in grads.values())
+    for name, g in grads.items():
+        assert keras_grads[name].dtype == g.dtype and keras_grads[name].shape == g.shape
+        np.testing.assert_allclose(keras_grads[name], g, rtol=rtol, atol=atol, err_msg=name)
+
+
+def test_same_init_fit_with_label_smoothing_follows_our_training(answers):
+    """fit() with the smoothed loss ends where ours does, and both report the smoothed loss."""
+    data, job = answers["data"], answers["job"]
+    params = {k: v.copy() for k, v in answers["initial"].items()}
+    result = T.train(TRAIN_SPEC, params, data["x_train"], data["y_train"], data["x_val"], data["y_val"],
+                     SMOOTH_CONFIG, TRAIN_OPTIMIZER)
+    key = answers["keys"]["same_smooth"]
+    theirs = job.params(key)
+    for k in params:
+        np.testing.assert_allclose(theirs[k], params[k], atol=1e-5, err_msg=k)
+    for ours, keras in zip(result.history, job.result(key)["history"]):
+        for field in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+            assert keras[field] == pytest.approx(ours[field], rel=1e-4), field
+    plain = job.result(answers["keys"]["same"])["history"]
+    assert result.history[-1]["val_loss"] != pytest.approx(plain[-1]["val_loss"], rel=1e-2)
 
 
 def test_same_init_fit_of_a_convnet_follows_our_training(answers):
@@ -345,7 +397,7 @@ def test_worker_reports_progress_and_keeps_numba_out(answers):
     events = answers["events"]
     assert events[0]["event"] == "ready"
     assert events[0]["intra_op_threads"] == events[0]["inter_op_threads"] >= 1
-    assert sum(e["event"] == "epoch" for e in events) == 6  # three fits of two epochs
+    assert sum(e["event"] == "epoch" for e in events) == 8  # four fits of two epochs
     assert answers["job"].worker["forbidden_modules"] == []
     assert "tensorflow" not in sys.modules and "keras" not in sys.modules
 

@@ -69,6 +69,7 @@ def context(*args):
         ([], {}),
         (["--epochs", "3", "--lr", "0.01"], {"epochs": 3, "learning_rate": 0.01}),
         (["--augment", "none", "--seed", "4"], {"augment": "none", "seed": 4}),
+        (["--label-smoothing", "0.2"], {"label_smoothing": 0.2}),
         (
             ["--hidden", "64x32"],
             {"spec_args": {**BEST.spec_args, "hidden": (64, 32), "activations": ("relu", "relu")}},

@@ -184,6 +184,31 @@ def test_fused_and_general_paths_train_alike(monkeypatch, name):
             assert a[key] == pytest.approx(b[key], rel=1e-5), key
 
 
+def test_label_smoothing_trains_and_reports_the_smoothed_loss(monkeypatch, dtype):
+    """With label smoothing the loop takes the general path (the fused kernels know only the plain
+    loss), and its records hold the smoothed loss: the first epoch's single full batch at the
+    initial params, and validation at the trained ones, each against NumPy."""
+
+    def smoothed(params, x, labels, s=0.2, k=4):
+        z = numpy_mlp_logits(params, x, SMALL.activations)
+        logp = z - z.max(1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+        return float(-(((1 - s) * np.eye(k)[labels] + s / k) * logp).sum(1).mean())
+
+    monkeypatch.setattr(F, "FusedSteps", None)  # calling it would fail the run
+    x, y = blobs(64)
+    xv, yv = blobs(30, seed=1)
+    params = M.init_params(SMALL, np.random.default_rng(0), dtype=dtype)
+    first = smoothed(params, x, y)
+    config = T.TrainConfig(epochs=2, batch_size=64, label_smoothing=0.2)
+    result = T.train(SMALL, params, x, y, xv, yv, config, O.OptimizerConfig("sgd", 0.1))
+    rel = 1e-5 if dtype == np.float32 else 1e-10
+    assert result.stopped is None
+    assert result.history[0]["train_loss"] == pytest.approx(first, rel=rel)
+    assert result.history[-1]["val_loss"] == pytest.approx(smoothed(params, xv, yv), rel=rel)
+    assert result.history[-1]["val_loss"] > numpy_cross_entropy(numpy_mlp_logits(params, xv, SMALL.activations), yv)
+
+
 # ---------------------------------------------------------------- stopping early
 
 
@@ -280,7 +305,10 @@ def test_keyboard_interrupt_during_validation_returns_an_interrupted_result(monk
 
 
 @pytest.mark.parametrize(
-    "kwargs, match", [({"epochs": 0}, "epochs must be >= 1"), ({"batch_size": 0}, "batch size")]
+    "kwargs, match",
+    [({"epochs": 0}, "epochs must be >= 1"), ({"batch_size": 0}, "batch size"),
+     ({"label_smoothing": 1.0}, r"label smoothing must lie in \[0, 1\)"),
+     ({"label_smoothing": -0.1}, "label smoothing")],
 )
 def test_train_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):

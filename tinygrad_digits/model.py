@@ -270,10 +270,10 @@ def forward(spec: ModelSpec, params: dict, x: np.ndarray, rng: np.random.Generat
 
 
 def loss_and_grads(spec: ModelSpec, params: dict, x: np.ndarray, labels: np.ndarray,
-                   rng: np.random.Generator | None = None):
-    """Mean softmax cross-entropy of the network on (x (n, inputs), labels (n,)) and its gradient
-    by autodiff: (loss: float, grads: dict like params). ``rng`` draws dropout masks (training).
-    A convnet's x may also come as (n, *spec.input_shape)."""
+                   rng: np.random.Generator | None = None, label_smoothing: float = 0.0):
+    """Mean softmax cross-entropy (``label_smoothing`` as ops') of the network on (x (n, inputs),
+    labels (n,)) and its gradient by autodiff: (loss: float, grads: dict like params). ``rng``
+    draws dropout masks (training). A convnet's x may also come as (n, *spec.input_shape)."""
     from .autodiff import value_and_grad
 
     check_params(spec, params)
@@ -282,7 +282,8 @@ def loss_and_grads(spec: ModelSpec, params: dict, x: np.ndarray, labels: np.ndar
         raise ValueError(f"loss_and_grads: expected x of shape (n, {spec.inputs}), got {x.shape}")
     x = as_input_shape(spec, x)
     network = spec.network()
-    loss, grads = value_and_grad(lambda p: ops.softmax_cross_entropy(network.apply(p, x, rng), labels))(params)
+    loss, grads = value_and_grad(
+        lambda p: ops.softmax_cross_entropy(network.apply(p, x, rng), labels, label_smoothing))(params)
     return float(loss), grads
 
 

@@ -19,6 +19,7 @@ or allocation per step), taken for models that are a plain chain of dense layers
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -39,12 +40,15 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 128
     seed: int = 0
+    label_smoothing: float = 0.0  # of the default loss (``ops.softmax_cross_entropy``'s)
 
     def __post_init__(self):
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label smoothing must lie in [0, 1), got {self.label_smoothing}")
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -123,6 +127,9 @@ def train(
     learning_rate, seconds, train_seconds} (``seconds`` with validation, ``train_seconds`` the
     steps alone). Returns the params, the history and why it stopped early, if so.
 
+    Without ``loss``, the loss is ``ops.softmax_cross_entropy`` with ``config.label_smoothing``;
+    the records' losses are that loss (smoothed, as Keras reports them).
+
     ``augment(xb, rng) -> xb``, if given, transforms every training batch before the step, e.g.
     ``augment.BatchAugmenter``. Its draws and the dropout masks come from a second generator,
     ``np.random.default_rng((seed, 1))``, so the batch order is the same with or without them.
@@ -149,6 +156,8 @@ def train(
         for what, labels in (("training", y_train), ("validation", y_val)):
             if labels.size and (labels.min() < 0 or labels.max() >= classes):
                 raise ValueError(f"{what} labels must lie in [0, {classes})")
+        if config.label_smoothing:
+            loss = functools.partial(ops.softmax_cross_entropy, label_smoothing=config.label_smoothing)
 
     rng = np.random.default_rng(config.seed)
     noise = np.random.default_rng((config.seed, 1))  # augmentation and dropout
@@ -205,7 +214,7 @@ def train(
                     "seconds": time.perf_counter() - started,
                     "train_seconds": trained,
                 }
-                why = gone_wrong(record, result.history, classes if loss is None and len(x_val) else None)
+                why = gone_wrong(record, result.history, classes if len(x_val) else None)
             else:
                 at, value = diverged
                 why = f"the loss became {value} at epoch {epoch}, step {at + 1}"

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .keras_model import (NORM_KEYS, build_model, build_optimizer, dense_layers, get_params, loss_of,
-                          norm_names, param_specs, set_params)
+from .keras_model import (NORM_KEYS, build_model, build_optimizer, data_loss_metric, dense_layers, get_params,
+                          loss_of, norm_names, param_specs, set_params)
 
 KINDS = ("gradients", "steps", "init", "train")
 # LLVM a second time (numba, and our kernels, ops and model, which import it): never here
@@ -64,7 +64,7 @@ def task_gradients(tf, keras, task, arrays, emit):
         variables += model.get_layer(name).weights
         names += [f"{key}/grads/{name}.{p}" for p in NORM_KEYS]
     with tf.GradientTape() as tape:
-        loss = loss_of(keras)(y, model(x, training=True))
+        loss = loss_of(keras, task["twin"])(y, model(x, training=True))
     grads = tape.gradient(loss, variables)
     return {"loss": float(loss)}, {n: np.zeros(v.shape, v.dtype) if g is None else g.numpy()
                                    for n, g, v in zip(names, grads, variables)}
@@ -77,7 +77,7 @@ def task_steps(tf, keras, task, arrays, emit):
     twin = task["twin"]
     model = build_model(keras, twin)
     set_params(model, twin, arrays, f"{key}/params/")
-    model.compile(optimizer=build_optimizer(keras, twin), loss=loss_of(keras), jit_compile=False)
+    model.compile(optimizer=build_optimizer(keras, twin), loss=loss_of(keras, twin), jit_compile=False)
     xs, ys = arrays[f"{key}/x"], arrays[f"{key}/y"]
     losses, rates = [], []
     for x, y in zip(xs, ys):
@@ -165,9 +165,9 @@ def task_train(tf, keras, task, arrays, emit):
         set_params(model, twin, arrays, f"{key}/params/")
     model.compile(
         optimizer=build_optimizer(keras, twin),
-        loss=loss_of(keras),
+        loss=loss_of(keras, twin),
         metrics=[
-            keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="ce"),
+            data_loss_metric(keras, twin),
             keras.metrics.SparseCategoricalAccuracy(name="acc"),
         ],
         jit_compile=False,

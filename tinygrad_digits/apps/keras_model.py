@@ -129,8 +129,29 @@ def get_params(model, twin, prefix: str) -> dict:
     return out
 
 
-def loss_of(keras):
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+def loss_of(keras, twin):
+    """Our softmax_cross_entropy: Keras's sparse cross-entropy of logits, or with the twin's
+    label smoothing its CategoricalCrossentropy(label_smoothing), our labels made one-hot."""
+    smoothing = twin.get("label_smoothing", 0.0)
+    if not smoothing:
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    classes = twin["layers"][-1]["units"]
+
+    class SmoothedCrossentropy(keras.losses.Loss):
+        def call(self, labels, logits):
+            labels = keras.ops.cast(keras.ops.reshape(labels, (-1,)), "int32")
+            onehot = keras.ops.one_hot(labels, classes, dtype=logits.dtype)
+            return keras.losses.categorical_crossentropy(onehot, logits, from_logits=True,
+                                                         label_smoothing=smoothing)
+
+    return SmoothedCrossentropy(name="smoothed_crossentropy")
+
+
+def data_loss_metric(keras, twin):
+    """The loss without the L2 term, as ours reports it: ``ce`` in fit's logs."""
+    if not twin.get("label_smoothing", 0.0):
+        return keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="ce")
+    return keras.metrics.MeanMetricWrapper(loss_of(keras, twin).call, name="ce")
 
 
 # -- tasks ---------------------------------------------------------------------------------

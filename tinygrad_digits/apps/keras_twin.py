@@ -17,7 +17,8 @@ its activation, which follows as a layer), its gamma, beta and statistics ours (
 statistics as moving averages, momentum 0.99, where ours measures them after every epoch); the
 same activations (leaky relu as a ``LeakyReLU(negative_slope=alpha)`` layer; ``Dropout(rate)``
 after the flatten and every hidden layer if the spec has dropout); a linear output layer whose logits go to
-``SparseCategoricalCrossentropy(from_logits=True)`` (our softmax fused into the loss); He or
+``SparseCategoricalCrossentropy(from_logits=True)`` (our softmax fused into the loss; with label
+smoothing, ``CategoricalCrossentropy(label_smoothing=...)`` of one-hot labels); He or
 Glorot uniform (or standard normal) kernels and zero biases; ``SGD``, ``SGD(momentum=...)`` or
 ``Adam(beta_1, beta_2, epsilon)``, with ``CosineDecay(lr, decay_steps=total_steps)`` for the
 cosine schedule; weight decay as ``L2(weight_decay / 2)`` on the kernels. Inputs are the same
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import os
 import subprocess
 import sys
@@ -168,14 +168,15 @@ class Job:
             self.arrays[f"{key}/{name}"] = value
         return key
 
-    def add_gradients(self, spec, params: dict, x: np.ndarray, labels: np.ndarray) -> str:
-        """GradientTape gradients of the mean cross-entropy at params on (x (n, in) or (n,
-        *spec.input_shape), labels (n,));
-        the dtype is the params'. Answer: {"loss"}; ``grads(key)``, a dict like params."""
+    def add_gradients(self, spec, params: dict, x: np.ndarray, labels: np.ndarray,
+                      label_smoothing: float = 0.0) -> str:
+        """GradientTape gradients of the mean cross-entropy (with ``label_smoothing``) at params
+        on (x (n, in) or (n, *spec.input_shape), labels (n,)); the dtype is the params'.
+        Answer: {"loss"}; ``grads(key)``, a dict like params."""
         from ..optimizers import OptimizerConfig
 
         dtype = np.result_type(*params.values())
-        twin = describe_twin(spec, OptimizerConfig("sgd"))
+        twin = {**describe_twin(spec, OptimizerConfig("sgd")), "label_smoothing": label_smoothing}
         arrays = {"x": _rows(x, dtype), "y": np.asarray(labels, np.int64),
                   **_params_arrays("params/", params)}
         return self._add("gradients", twin, dtype, arrays)
@@ -196,7 +197,7 @@ class Job:
 
     def add_train(self, spec, optimizer, config, init: str, data: dict, image: np.ndarray,
                   params: dict | None = None, latency_repeats: int = 200) -> str:
-        """A ``fit`` of ``config.epochs`` epochs with ``config.batch_size``.
+        """A ``fit`` of ``config.epochs`` epochs with ``config.batch_size`` and ``config.label_smoothing``.
 
         data: normalized float32 ``x_train`` (n, in) (or (n, *input_shape)), ``x_val``, ``x_test`` and int64 labels
         ``y_train``, ``y_val``. With ``params`` (identical-init mode) Keras starts from them and
@@ -214,7 +215,8 @@ class Job:
             n = len(arrays["x_train"])
             arrays["orders"] = np.stack([rng.permutation(n) for _ in range(config.epochs)])
             arrays.update(_params_arrays("params/", params))
-        return self._add("train", describe_twin(spec, optimizer, init), np.float32, arrays,
+        twin = {**describe_twin(spec, optimizer, init), "label_smoothing": config.label_smoothing}
+        return self._add("train", twin, np.float32, arrays,
                          batch_size=config.batch_size, epochs=config.epochs, seed=config.seed,
                          latency_repeats=latency_repeats)
 
@@ -286,15 +288,3 @@ def _run_worker(job_dir: Path, on_event) -> None:
         ours = [ln for ln in lines if ln.startswith("keras worker:")]
         last = (ours or lines or [""])[-1]
         raise KerasTwinError(f"the Keras worker failed (exit status {code}): {last or 'no message'}")
-
-
-def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of logits (n, k) against int labels (n,), in float64 NumPy;
-    the same definitions as our fused kernel (first maximal logit counts as the prediction)."""
-    z = np.asarray(logits, np.float64)
-    if len(z) == 0:
-        return math.nan, math.nan
-    top = z.max(axis=1, keepdims=True)
-    log_sum = np.log(np.exp(z - top).sum(axis=1)) + top[:, 0]
-    loss = float(np.mean(log_sum - z[np.arange(len(z)), labels]))
-    return loss, float(np.mean(np.argmax(z, axis=1) == labels))

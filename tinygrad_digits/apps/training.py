@@ -33,6 +33,7 @@ class TrainRun:
     seed: int = 0
     train_size: int | None = None
     augment: str = "none"  # a recipe of augment.AUGMENTATIONS, applied to every training batch
+    label_smoothing: float = 0.0  # the cross-entropy's targets: (1 - this) * onehot + this / 10
     all_data: bool = False  # train on all 60,000 images: the validation set joins the training set
     preset: str | None = None  # the PRESETS entry this run started from, for the record
 
@@ -142,7 +143,8 @@ def prepare(run: TrainRun, splits) -> Prepared:
     spec = M.ModelSpec(**run.spec_args, input_mean=mean, input_std=std)
     check_memory(spec, run.batch_size)
     params = M.init_params(spec, np.random.default_rng(run.seed), run.init)
-    config = T.TrainConfig(epochs=run.epochs, batch_size=run.batch_size, seed=run.seed)
+    config = T.TrainConfig(epochs=run.epochs, batch_size=run.batch_size, seed=run.seed,
+                           label_smoothing=run.label_smoothing)
     optimizer = O.OptimizerConfig(
         run.optimizer, run.learning_rate, run.schedule,
         total_steps=run.epochs * T.steps_per_epoch(len(x_train), run.batch_size),
@@ -287,14 +289,3 @@ def train_report(outcome: dict, out: Path) -> dict:
         "plot": outcome.get("plot"),
         "stopped": outcome["result"].stopped,
     }
-
-
-def format_confusion(confusion) -> str:
-    """A fixed-width text table of a confusion matrix (rows true, columns predicted)."""
-    k = len(confusion)
-    width = max(4, max(len(str(v)) for row in confusion for v in row) + 1)
-    lines = ["confusion matrix (rows: true digit, columns: predicted)"]
-    lines.append("     " + "".join(f"{j:>{width}}" for j in range(k)))
-    for i, row in enumerate(confusion):
-        lines.append(f"  {i}: " + "".join(f"{v:>{width}}" for v in row))
-    return "\n".join(lines)
