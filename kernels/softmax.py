@@ -31,6 +31,24 @@ def softmax(logits):
 
 
 @kernel
+def _row_exps(logits, i, out):
+    """Row i's exp(logits - max) into out[i], each computed once (of the logits' dtype, so
+    exactly); returns (the max, the first column holding it, the exps' float64 sum)."""
+    top = logits[i, 0]
+    best = 0
+    for j in range(1, logits.shape[1]):
+        if logits[i, j] > top:
+            top = logits[i, j]
+            best = j
+    total = 0.0
+    for j in range(logits.shape[1]):
+        e = math.exp(logits[i, j] - top)
+        out[i, j] = e
+        total += e
+    return top, best, total
+
+
+@kernel
 def softmax_cross_entropy_rows(logits, labels, dlogits, scale):
     """Some rows of a batch: dlogits (n, k) = (softmax - onehot) * scale, written into a given
     buffer; returns (the sum of the rows' losses, the correct rows). ``scale`` is 1 / the rows
@@ -43,17 +61,7 @@ def softmax_cross_entropy_rows(logits, labels, dlogits, scale):
     loss = 0.0
     correct = 0
     for i in range(n):
-        top = logits[i, 0]
-        best = 0
-        for j in range(1, k):
-            if logits[i, j] > top:
-                top = logits[i, j]
-                best = j
-        total = 0.0
-        for j in range(k):
-            e = math.exp(logits[i, j] - top)
-            dlogits[i, j] = e
-            total += e
+        top, best, total = _row_exps(logits, i, dlogits)
         label = labels[i]
         loss += top + math.log(total) - logits[i, label]
         for j in range(k):
@@ -90,17 +98,7 @@ def smoothed_cross_entropy(logits, labels, smoothing):
     loss = 0.0
     correct = 0
     for i in range(n):
-        top = logits[i, 0]
-        best = 0
-        for j in range(1, k):
-            if logits[i, j] > top:
-                top = logits[i, j]
-                best = j
-        total = 0.0
-        for j in range(k):
-            e = math.exp(logits[i, j] - top)
-            dlogits[i, j] = e
-            total += e
+        top, best, total = _row_exps(logits, i, dlogits)
         log_sum = top + math.log(total)
         label = labels[i]
         for j in range(k):
