@@ -158,13 +158,14 @@ CNN = app.preset_run("cnn")
 
 def test_cnn_is_a_convnet_recipe_the_help_describes():
     spec = CNN.spec_args
-    assert spec["conv"] == (32, (64, 64)) and spec["batch_norm"] and spec["hidden"] == (128,)
-    assert 0.25 <= spec["dropout"] <= 0.4
+    assert spec["conv"] == (32, (64, 64), 128) and spec["batch_norm"] and spec["hidden"] == (128,)
+    assert 0.25 <= spec["dropout"] <= 0.4 and CNN.label_smoothing == 0.2
     assert CNN.augment == "realistic" and CNN.optimizer == "adam" and CNN.schedule == "cosine"
     assert CNN.batch_size == 128 and CNN.all_data and CNN.preset == "cnn"
     help_text = " ".join(run("train", "--help").stdout.split())
-    for words in ("cnn:", "--conv 32,64+64 --batch-norm --hidden 128", f"dropout {spec['dropout']:g}",
-                  f"{CNN.augment} augmentation", f"Adam {CNN.learning_rate:g}", f"{CNN.epochs} epochs"):
+    for words in ("cnn:", "--conv 32,64+64,128 --batch-norm --hidden 128", f"dropout {spec['dropout']:g}",
+                  f"{CNN.augment} augmentation", f"label smoothing {CNN.label_smoothing:g}",
+                  f"Adam {CNN.learning_rate:g}", f"{CNN.epochs} epochs", "99.6%"):
         assert words in help_text, words
 
 
