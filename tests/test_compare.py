@@ -147,6 +147,6 @@ def test_setup_matches_train_and_save(mnist_splits, tmp_path):
     s = C.setup(run_, mnist_splits)
     assert s.spec == spec
     assert s.optimizer.to_json() == header["training"]["optimizer_config"]
-    assert s.config.to_json() == {"epochs": 1, "batch_size": 128, "seed": 4}
+    assert s.config.to_json() == {"epochs": 1, "batch_size": 128, "seed": 4, "label_smoothing": 0.0}
     assert len(s.x_train) == 300
     np.testing.assert_array_equal(s.x_train, mnist_splits.x_train[:300])
