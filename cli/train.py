@@ -41,8 +41,8 @@ from .output import EpochProgress, echo, emit_json
 @folders.extra_images_options
 def train(conv, batch_norm, hidden, act, alpha, init, epochs, batch_size, optimizer, lr, schedule,
           weight_decay, seed,
-          train_size, dropout, augment, label_smoothing, all_data, preset, data, out, plot, no_plot, as_json, extra_images,
-          extra_weight, skip_bad, from_model):
+          train_size, dropout, augment, label_smoothing, all_data, preset, data, out, plot, no_plot, as_json,
+          extra_images, extra_weight, skip_bad, from_model):
     """Train an MLP or a convnet on MNIST and save it (digits train --hidden 128, digits train --conv 32,64)."""
     from tinygrad_digits.apps import training as app
 
