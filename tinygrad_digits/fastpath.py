@@ -12,10 +12,13 @@ threads and the batch gives each two rows or more, a step is split into ``parts 
 either way (BLAS held to one thread by threadpoolctl), so the two kernels do the same arithmetic
 to the bit and the trainer may take whichever is faster at the moment: it starts with the one
 warm-up found faster on this machine (warmup.thread_choice), times every chunk of steps, runs a
-few steps of the other kernel now and then, and keeps the faster (the parallel one only while it
-wins by PARALLEL_MARGIN). The runs of the other kernel come every 2 chunks at first, and half as
-often each time one of them confirms the kernel in use, down to one in 64 (PROBE_EVERY): a run of
-a kernel that another process's load makes slow costs little. A parallel step waits at two barriers for every thread,
+few steps of the other kernel now and then, and keeps the faster by the medians of each kernel's
+last WINDOW runs (the parallel one only while it wins by PARALLEL_MARGIN): on a shared host a
+core slows down and recovers within tenths of a second, and one slow chunk must not send the
+trainer to the slower kernel for long. The runs of the other kernel come every 2 chunks at
+first, and half as often each time one of them confirms the kernel in use, down to one in 64
+(PROBE_EVERY), and again every 2 chunks after the kernel in use lost its place: a run of a kernel
+that another process's load makes slow costs little. A parallel step waits at two barriers for every thread,
 and a thread whose core another process has taken stalls it: the one-thread kernel never waits. USE_PARALLEL = True or False forces either (False: one
 part, the general path's arithmetic to the bit with a dense first layer). The first layer reads a CSR copy of the training set
 (kernels/sparse.py) when at least SPARSE_MIN_BACKGROUND of its inputs hold the background value.
@@ -26,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections import deque
 
 import numpy as np
 
@@ -46,6 +50,7 @@ _OPTIMIZER_FIELDS = {"name", "learning_rate", "schedule", "total_steps", "weight
 _CHUNK_WORK = 5e8  # rows * parameters per kernel call: ~10-30 ms, so Ctrl-C and progress stay live
 PROBE_EVERY = (2, 64)  # chunks between two short runs of the kernel not in use, at first and at most
 PROBE_STEPS = 4  # steps of such a run, and of each kernel's first (its load) run
+WINDOW = 5  # a kernel's figure: the median of its last WINDOW timed runs
 # the parallel kernel is taken only while it beats the one-thread kernel by this factor: a
 # parallel step stalls while another process holds a core, the one-thread kernel never does
 PARALLEL_MARGIN = 0.9
@@ -115,7 +120,7 @@ class FusedSteps:
         self.parts = parts = 1 if self.blas is None else numba_threads()
         self.adaptive = mode is None and parts > 1
         self.parallel = parts > 1 and (mode is True or (mode is None and _recorded_choice() is not False))
-        self.seconds = {}  # parallel (bool): seconds per step of that kernel's last timed run
+        self.times = {True: deque(maxlen=WINDOW), False: deque(maxlen=WINDOW)}  # s per step of recent runs
         self._loaded, self._chunks = set(), 0
         self._every, self._probe_at = PROBE_EVERY[0], PROBE_EVERY[0]
         sparse = USE_SPARSE and x.shape[1] <= _sparse.MAX_COLUMNS
@@ -190,22 +195,31 @@ class FusedSteps:
             return self.parallel, PROBE_STEPS
         if other not in self._loaded:
             return other, PROBE_STEPS
-        if self.parallel not in self.seconds:
+        if not self.times[self.parallel]:
             return self.parallel, self.chunk
-        if other not in self.seconds or self._chunks >= self._probe_at:
+        if not self.times[other] or self._chunks >= self._probe_at:
             return other, PROBE_STEPS
         return self.parallel, self.chunk
+
+    def seconds(self, parallel: bool) -> float:
+        """A kernel's seconds per step: the (lower) median of its last WINDOW timed runs, so that
+        one run that met a burst of load from elsewhere decides nothing."""
+        times = sorted(self.times[parallel])
+        return times[(len(times) - 1) // 2]
 
     def _timed(self, parallel: bool, count: int, seconds: float) -> None:
         """After a chunk: a kernel's figure (not its first run's), and the faster kernel next."""
         if parallel in self._loaded and count > 0:
-            self.seconds[parallel] = seconds / count
+            self.times[parallel].append(seconds / count)
         self._loaded.add(parallel)
-        if len(self.seconds) == 2:
+        if self.times[True] and self.times[False]:
             before = self.parallel
-            self.parallel = self.seconds[True] < PARALLEL_MARGIN * self.seconds[False]
+            self.parallel = self.seconds(True) < PARALLEL_MARGIN * self.seconds(False)
             if parallel != before:  # that was a run of the other kernel: when to try it again
                 self._every = PROBE_EVERY[0] if self.parallel != before else min(2 * self._every, PROBE_EVERY[1])
+                self._probe_at = self._chunks + self._every
+            elif self.parallel != before:  # the kernel in use slowed down: try it again soon
+                self._every = PROBE_EVERY[0]
                 self._probe_at = self._chunks + self._every
 
     def run_epoch(self, order, state, tally, on_batch):
