@@ -7,9 +7,10 @@ is installed (its jitted step, and its whole epoch in ``lax.scan``). TensorFlow,
 never share a process (all load LLVM), and no hot loop mixes two BLAS libraries whose spinning
 thread pools would fight over the cores. The parent sends one epoch at a time to each worker in
 turn (the order rotates every round), pausing between workers so the previous pool has gone to
-sleep; each worker times its own epoch. Between rounds two floors are measured on both BLAS
-libraries: the dense GEMM floor (every product of an epoch, dense) and the work floor (the
-products the fused kernel does: its first layer over the non-background inputs only). Figures
+sleep; each worker times its own epoch. Just before and just after our trainer's epoch, two
+floors are measured on both BLAS libraries, and the round's floor is the mean of the two: the
+dense GEMM floor (every product of an epoch, dense) and the work floor (the products the fused
+kernel does: its first layer over the non-background inputs only). Figures
 are medians over epochs 2..N; epoch 1 (compile, trace) is reported apart. Nothing here imports
 Numba, JAX or TensorFlow.
 """
@@ -122,6 +123,18 @@ def _write_data(splits, train_size, root: Path) -> tuple[int, int]:
     return len(x), max(1, round(np.count_nonzero(x != x.min()) / len(x)))
 
 
+def _measure_floors(workers: dict, inputs: int) -> dict:
+    """Each floor on each BLAS once: {floor: {blas: seconds}}."""
+    out = {}
+    for floor, by in FLOORS.items():
+        for blas, runner in by:
+            if runner in workers:
+                _pause()
+                first = inputs if floor == "work floor" else None
+                out.setdefault(floor, {})[blas] = workers[runner].call("floor", first_inputs=first)["seconds"]
+    return out
+
+
 def _time_config(workers: dict, hidden, batch_size, plan: BenchPlan, data_dir: Path, n: int, inputs: int,
                  log) -> dict:
     label = f"784-{'-'.join(map(str, hidden))}-10, batch {batch_size}"
@@ -135,16 +148,17 @@ def _time_config(workers: dict, hidden, batch_size, plan: BenchPlan, data_dir: P
     for r in range(plan.epochs):
         log(f"{label}: epoch {r + 1}/{plan.epochs}")
         for name in names[r % len(names):] + names[: r % len(names)]:
+            # the floors just before and just after our epoch (round 1 only warms up): the load
+            # from elsewhere drifts within seconds here, so our ratio takes the floor of its moment
+            measured = r > 0 and name == "ours"
+            before = _measure_floors(workers, inputs) if measured else None
             _pause()
             epochs[name].append(workers[name].call("epoch"))
-        if r == 0:
-            continue  # round 1 warms everything up; the floors are measured alongside the epochs that count
-        for floor, by in FLOORS.items():
-            for blas, runner in by:
-                if runner in workers:
-                    _pause()
-                    first = inputs if floor == "work floor" else None
-                    floors[floor][blas].append(workers[runner].call("floor", first_inputs=first)["seconds"])
+            if measured:
+                after = _measure_floors(workers, inputs)
+                for floor, by_blas in floors.items():
+                    for blas, seconds in by_blas.items():
+                        seconds.append((before[floor][blas] + after[floor][blas]) / 2)
     runners = {}
     for name, replies in epochs.items():
         seconds = [r["seconds"] for r in replies]
