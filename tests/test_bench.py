@@ -196,6 +196,50 @@ def test_the_floor_probes_run_every_product_of_an_epoch():
         assert probe([150, 16, 10], 100, 32) > 0
 
 
+class _ScriptedWorker:
+    """A bench worker that answers at once and logs every command; floors come from a counter,
+    so that each measurement differs."""
+
+    def __init__(self, name: str, log: list, floors: dict):
+        self.name, self.log, self.floors = name, log, floors
+
+    def call(self, cmd: str, **args) -> dict:
+        self.log.append((self.name, cmd))
+        if cmd == "epoch":
+            return {"seconds": 0.2, "loss": 1.0}
+        if cmd == "floor":
+            self.floors["count"] += 1
+            return {"seconds": 0.1 + 0.001 * self.floors["count"]}
+        if cmd == "evaluate":
+            return {"test_accuracy": 0.9}
+        return {}
+
+
+def test_each_round_pairs_our_epoch_with_the_floors_measured_just_before_and_after_it(monkeypatch):
+    monkeypatch.setattr(bench_run, "_pause", lambda: None)
+    log, floors = [], {"count": 0}
+    workers = {name: _ScriptedWorker(name, log, floors) for name in ("ours", "numpy reference", "keras")}
+    plan = B.BenchPlan(epochs=4, keras=True, general=False, startup=False, inference=False)
+    config = bench_run._time_config(workers, (128,), 128, plan, "unused", 1000, 150, lambda message: None)
+    epochs = [i for i, (name, cmd) in enumerate(log) if (name, cmd) == ("ours", "epoch")]
+    assert len(epochs) == 4
+    floor_calls = [(name, cmd) for name, cmd in log if cmd == "floor"]
+    assert len(floor_calls) == 3 * 2 * 4  # rounds 2-4, before and after, 2 floors on 2 BLAS
+    for at in epochs[1:]:  # round 1 warms up: no floors around it
+        assert [cmd for _, cmd in log[at - 4 : at]] == ["floor"] * 4
+        assert [cmd for _, cmd in log[at + 1 : at + 5]] == ["floor"] * 4
+    assert all(cmd != "floor" for _, cmd in log[: epochs[1] - 4])
+    # the floor of a round: per BLAS the mean of before and after, then the faster BLAS
+    values = [0.1 + 0.001 * k for k in range(1, 25)]
+    for r in range(3):
+        before, after = values[8 * r : 8 * r + 4], values[8 * r + 4 : 8 * r + 8]
+        # measured in the order GEMM floor (numpy BLAS, ours's), then work floor (the same)
+        gemm = min((before[0] + after[0]) / 2, (before[1] + after[1]) / 2)
+        work = min((before[2] + after[2]) / 2, (before[3] + after[3]) / 2)
+        assert config["floor"]["rounds"][r] == pytest.approx(gemm)
+        assert config["work_floor"]["rounds"][r] == pytest.approx(work)
+
+
 def test_the_environment_names_the_cpu_and_its_vector_extensions():
     env = bench_run.environment()
     assert env["cpus"] >= 1 and env["cpu_model"]
