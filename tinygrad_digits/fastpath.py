@@ -38,6 +38,7 @@ from .chain import ACTIVATION_CODES, dense_chain, flat_layout  # noqa: F401 (the
 from .kernels import fused as _fused
 from .kernels import sparse as _sparse
 from .kernels import steps as _steps
+from .thread_choice import WINDOW, lower_median  # a kernel's figure: the median of its last WINDOW runs
 
 USE_FUSED = True  # False forces the general path (tests and benchmarks compare the two)
 USE_PARALLEL = None  # None: as warm-up measured (module doc); True / False force the parallel / one-thread kernel
@@ -50,7 +51,6 @@ _OPTIMIZER_FIELDS = {"name", "learning_rate", "schedule", "total_steps", "weight
 _CHUNK_WORK = 5e8  # rows * parameters per kernel call: ~10-30 ms, so Ctrl-C and progress stay live
 PROBE_EVERY = (2, 64)  # chunks between two short runs of the kernel not in use, at first and at most
 PROBE_STEPS = 4  # steps of such a run, and of each kernel's first (its load) run
-WINDOW = 5  # a kernel's figure: the median of its last WINDOW timed runs
 # the parallel kernel is taken only while it beats the one-thread kernel by this factor: a
 # parallel step stalls while another process holds a core, the one-thread kernel never does
 PARALLEL_MARGIN = 0.9
@@ -204,8 +204,7 @@ class FusedSteps:
     def seconds(self, parallel: bool) -> float:
         """A kernel's seconds per step: the (lower) median of its last WINDOW timed runs, so that
         one run that met a burst of load from elsewhere decides nothing."""
-        times = sorted(self.times[parallel])
-        return times[(len(times) - 1) // 2]
+        return lower_median(self.times[parallel])
 
     def _timed(self, parallel: bool, count: int, seconds: float) -> None:
         """After a chunk: a kernel's figure (not its first run's), and the faster kernel next."""
@@ -215,12 +214,13 @@ class FusedSteps:
         if self.times[True] and self.times[False]:
             before = self.parallel
             self.parallel = self.seconds(True) < PARALLEL_MARGIN * self.seconds(False)
-            if parallel != before:  # that was a run of the other kernel: when to try it again
-                self._every = PROBE_EVERY[0] if self.parallel != before else min(2 * self._every, PROBE_EVERY[1])
-                self._probe_at = self._chunks + self._every
-            elif self.parallel != before:  # the kernel in use slowed down: try it again soon
+            if self.parallel != before:  # a switch, whichever run made it: try the other kernel again soon
                 self._every = PROBE_EVERY[0]
-                self._probe_at = self._chunks + self._every
+            elif parallel != before:  # a run of the other kernel confirmed the one in use
+                self._every = min(2 * self._every, PROBE_EVERY[1])
+            else:
+                return
+            self._probe_at = self._chunks + self._every
 
     def run_epoch(self, order, state, tally, on_batch):
         """One epoch in chunks of steps; on_batch calls come after each chunk. Returns None, or

@@ -30,8 +30,13 @@ class _Site:
         self.wait, self.gap, self.probing = 0, 2, False
 
     def seconds(self, parallel: bool) -> float:
-        times = sorted(self.times[parallel])
-        return times[(len(times) - 1) // 2]
+        return lower_median(self.times[parallel])
+
+
+def lower_median(times) -> float:
+    """The (lower) median of recent seconds: one call slowed by the machine moves nothing."""
+    times = sorted(times)
+    return times[(len(times) - 1) // 2]
 
 
 class ThreadChoice:
