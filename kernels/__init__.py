@@ -11,7 +11,17 @@ Their cache is stamped by all the modules here, and loads without Numba's regist
 (see ``_jit``).
 """
 
+import os
+
 # Before any kernel imports Numba: it saves a quarter of a second at every start (see there).
 from ._scipy_blas import load_cython_blas
 
 load_cython_blas()
+
+# Numba's OpenMP threads spin after each parallel kernel (GNU OpenMP's default: 300,000 turns)
+# for long enough to take the cores from a BLAS product that follows, measured 4x slower. 10,000
+# turns keep the threads awake between the parallel loops of one kernel (the fused steps ran no
+# slower) and let them sleep before the next product. Read when OpenMP loads: the first
+# parallel call.
+if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = "10000"
