@@ -7,11 +7,18 @@ Pixels outside the image read as ``fill`` (the background). A zero parameter (am
 sigma 0, size == side) copies the image unchanged. Max, min and weighted means with weights
 summing to 1 commute with any increasing affine map of the pixel values, so the filters work
 the same on raw [0, 1] images and on standardized ones (with the matching ``fill``).
+
+``peak_one`` brings each image's raw peak to 1; ``tone`` changes the contrast and adds noise,
+given the draws (and the gamma already applied, by NumPy).
+
+Every filter has a twin, ``<name>_parallel``, that shares the images among Numba's threads: the
+same arithmetic, to the bit.
 """
 
 import math
 
 import numpy as np
+from numba import prange
 
 from ._jit import kernel
 
@@ -30,14 +37,13 @@ def _morph_pass(src, dst, side, grow, fill):
             dst[r * side + c] = best
 
 
-@kernel
-def thickness(images, out, side, amounts, fill):
+def _thickness(images, out, side, amounts, fill):
     """Thicker strokes for amount > 0, thinner for < 0: |amount| whole passes of dilation or
     erosion, the fractional part a blend towards one more pass (continuous in the amount)."""
     n = images.shape[0]
-    cur = np.empty(side * side, images.dtype)
-    nxt = np.empty(side * side, images.dtype)
-    for k in range(n):
+    for k in prange(n):
+        cur = np.empty(side * side, images.dtype)
+        nxt = np.empty(side * side, images.dtype)
         a = amounts[k]
         cur[:] = images[k]
         passes = int(math.ceil(abs(a)))
@@ -50,16 +56,15 @@ def thickness(images, out, side, amounts, fill):
     return out
 
 
-@kernel
-def blur(images, out, side, sigmas, fill):
+def _blur(images, out, side, sigmas, fill):
     """A separable Gaussian blur of standard deviation sigmas[k] pixels (radius ceil(2 sigma))."""
     n = images.shape[0]
-    tmp = np.empty(side * side, np.float64)
-    for k in range(n):
+    for k in prange(n):
         s = sigmas[k]
         if s <= 0:
             out[k] = images[k]
             continue
+        tmp = np.empty(side * side, np.float64)
         radius = int(math.ceil(2 * s))
         weights = np.empty(2 * radius + 1)
         for d in range(-radius, radius + 1):
@@ -82,21 +87,18 @@ def blur(images, out, side, sigmas, fill):
     return out
 
 
-@kernel
-def low_resolution(images, out, side, sizes, fill):
+def _low_resolution(images, out, side, sizes, fill):
     """Each image averaged down to sizes[k] x sizes[k] cells (a cell: the pixels whose centres it
     covers), then sampled back up bilinearly at the pixel centres (edges clamped)."""
     n = images.shape[0]
-    low = np.empty((side, side), np.float64)
-    count = np.empty((side, side), np.float64)
-    for k in range(n):
+    for k in prange(n):
         m = sizes[k]
         if m >= side or m < 1:
             out[k] = images[k]
             continue
         scale = side / m
-        low[:m, :m] = 0.0
-        count[:m, :m] = 0.0
+        low = np.zeros((m, m), np.float64)
+        count = np.zeros((m, m), np.float64)
         for r in range(side):
             i = min(int((r + 0.5) / scale), m - 1)
             for c in range(side):
@@ -120,3 +122,57 @@ def low_resolution(images, out, side, sizes, fill):
                 bottom = low[i1, j0] * (1.0 - fv) + low[i1, j1] * fv
                 out[k, r * side + c] = top * (1.0 - fu) + bottom * fu
     return out
+
+
+def _peak_one(images, out, scale, mean, floor):
+    """Raw pixel values raw = x * scale + mean, each image divided by max(its peak, floor)."""
+    n, size = images.shape
+    for k in prange(n):
+        row = out[k]
+        peak = images[k, 0] * scale + mean
+        for i in range(size):
+            row[i] = images[k, i] * scale + mean
+            if row[i] > peak:
+                peak = row[i]
+        peak = max(peak, floor)
+        for i in range(size):
+            row[i] = row[i] / peak
+    return out
+
+
+def _tone(images, out, scale, mean, unit, raw, toned, paper, rest, powered, noisy, sigma, normals):
+    """Contrast and noise, given their draws, written as (raw - mean) / scale, where raw values
+    x * scale + mean have the paper at 0. All scalars and arrays in the images' dtype.
+
+    When ``raw`` is True the images hold raw values (``peak_one``'s), and each image k with
+    toned[k] >= 0 takes paper[k] + rest[k] * powered[toned[k]] (powered: its clipped pixels
+    raised to its gamma; rest = 1 - paper). Then each image k with noisy[k] >= 0 takes raw +
+    sigma[k] * normals[noisy[k]], clipped to [0, unit].
+    """
+    n, size = images.shape
+    zero = unit - unit
+    for k in prange(n):
+        t, j = toned[k], noisy[k]
+        for i in range(size):
+            value = images[k, i]
+            if raw:
+                if t >= 0:
+                    value = paper[k] + rest[k] * powered[t, i]
+                value = (value - mean) / scale
+            if j >= 0:
+                value = value * scale + mean + sigma[k] * normals[j, i]
+                value = (min(max(value, zero), unit) - mean) / scale
+            out[k, i] = value
+    return out
+
+
+thickness = kernel(_thickness, name="thickness")
+thickness_parallel = kernel(_thickness, name="thickness_parallel", parallel=True)
+blur = kernel(_blur, name="blur")
+blur_parallel = kernel(_blur, name="blur_parallel", parallel=True)
+low_resolution = kernel(_low_resolution, name="low_resolution")
+low_resolution_parallel = kernel(_low_resolution, name="low_resolution_parallel", parallel=True)
+peak_one = kernel(_peak_one, name="peak_one")
+peak_one_parallel = kernel(_peak_one, name="peak_one_parallel", parallel=True)
+tone = kernel(_tone, name="tone")
+tone_parallel = kernel(_tone, name="tone_parallel", parallel=True)

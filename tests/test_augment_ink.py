@@ -81,6 +81,32 @@ def test_low_resolution_is_box_down_and_bilinear_up(rng, dtype, size):
         np.testing.assert_allclose(out.reshape(side, side), want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("contrast, noise", [(0.5, 0.0), (0.0, 0.1), (0.5, 0.1)])
+def test_contrast_and_noise_follow_their_formulas(rng, dtype, contrast, noise):
+    """Peak to 1, then on the chosen images paper + (1 - paper) * clip(x)^gamma; then, on others
+    chosen, Gaussian noise clipped to [0, 1]: NumPy with the draws in their documented order."""
+    n, side = 40, 28
+    x = images_of(rng, n, side, dtype) * dtype(0.8)
+    config = A.AugmentConfig(max_shift=0, max_rotation=0, max_scale=0, contrast=contrast, noise=noise,
+                             ink_share=0.5)
+    got = A.ink_changes(config, x, np.random.default_rng(7))
+    draws, want = np.random.default_rng(7), x.astype(np.float64)
+    if contrast:
+        want = want / want.max(axis=1, keepdims=True)
+        on = np.flatnonzero(draws.random(n) < 0.5)
+        gamma = np.exp(draws.uniform(-contrast, contrast, len(on)))[:, None]
+        paper = draws.uniform(0, contrast / 4, len(on))[:, None]
+        want[on] = paper + (1 - paper) * np.clip(want[on], 0, 1) ** gamma
+    if noise:
+        on = np.flatnonzero(draws.random(n) < 0.5)
+        sigma = draws.uniform(0, noise, len(on))[:, None]
+        want[on] = np.clip(want[on] + sigma * draws.standard_normal((len(on), side * side), dtype=np.float32), 0, 1)
+    assert got.dtype == dtype and got.shape == x.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert np.abs(want - x).max() > 0.05
+
+
 def test_realistic_on_standardized_inputs_is_realistic_on_raw_ones(mnist_splits):
     config = A.augmentation("realistic")
     x = mnist_splits.x_test[:64].astype(np.float64)

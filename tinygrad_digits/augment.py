@@ -6,7 +6,8 @@ contrast and background noise, each applied to a random share of the images.
 Contract: images are rows (n, side * side) of a float dtype, returned as a new array of the same
 shape and dtype; labels are never touched (the transforms are small enough to keep a digit the
 digit it was). Randomness comes in as an ``np.random.Generator``: the same generator state gives
-the same images. All draws happen here, in NumPy; the kernel is deterministic.
+the same images. All draws happen here, in NumPy; the kernels are deterministic, and each has a
+twin over Numba's threads with the same arithmetic to the bit (CHOICE calls the faster).
 
 ``AUGMENTATIONS`` names the recipes the CLI offers (``--augment``).
 """
@@ -20,6 +21,11 @@ import numpy as np
 
 from . import registry
 from .kernels import augment as _augment
+from .kernels import ink as _ink
+from .thread_choice import ThreadChoice
+
+PARALLEL_IMAGES = 16  # fewer images than this are augmented in the calling thread
+CHOICE = ThreadChoice()  # otherwise each kernel runs in this thread or over Numba's: the faster at the moment
 
 
 @dataclass(frozen=True)
@@ -143,8 +149,8 @@ def warp(
             f"augment.warp: fields need g x g control points with g = 0 or g >= 2, got {fields.shape}"
         )
     images = np.ascontiguousarray(images)
-    out = np.empty_like(images)
-    return _augment.warp(images, out, side, matrices, offsets, fields, images.dtype.type(fill))
+    return _call(_augment.warp, _augment.warp_parallel, n, images, np.empty_like(images), side, matrices,
+                 offsets, fields, images.dtype.type(fill))
 
 
 def random_transforms(config: AugmentConfig, n: int, rng: np.random.Generator):
@@ -186,9 +192,12 @@ def augment_batch(
 def ink_changes(config: AugmentConfig, images: np.ndarray, rng: np.random.Generator, fill: float = 0.0,
                 scale: float = 1.0) -> np.ndarray:
     """The config's thickness, blur, low resolution, contrast and noise on a random share of
-    images (n, side * side); returns a new array (or ``images`` itself when all are off)."""
-    from .kernels import ink
+    images (n, side * side); returns a new array (or ``images`` itself when all are off).
 
+    Contrast: as preprocessing leaves every input, each image's peak is brought to 1 (blur and
+    low resolution lower it), then the chosen images take a gamma (fainter or bolder stroke
+    edges) and a lighter paper. All draws are NumPy's, in a fixed order; kernels/ink applies them.
+    """
     n, side = len(images), _side(images)
     dtype = images.dtype.type
 
@@ -197,33 +206,39 @@ def ink_changes(config: AugmentConfig, images: np.ndarray, rng: np.random.Genera
 
     if config.thickness:
         amounts = np.ascontiguousarray(rng.uniform(-config.thickness / 2, config.thickness, n) * chosen())
-        images = ink.thickness(images, np.empty_like(images), side, amounts, dtype(fill))
+        images = _call(_ink.thickness, _ink.thickness_parallel, n, images, np.empty_like(images), side,
+                       amounts, dtype(fill))
     if config.blur:
         sigmas = np.ascontiguousarray(rng.uniform(0, config.blur, n) * chosen())
-        images = ink.blur(images, np.empty_like(images), side, sigmas, dtype(fill))
+        images = _call(_ink.blur, _ink.blur_parallel, n, images, np.empty_like(images), side, sigmas, dtype(fill))
     if config.low_res:
         sizes = np.where(chosen(), rng.integers(config.low_res, side, n), side).astype(np.int64)
-        images = ink.low_resolution(images, np.empty_like(images), side, sizes, dtype(fill))
-    if config.contrast or config.noise:
-        images = images.copy() if images.flags.writeable else np.array(images)
-        mean = dtype(-fill * scale)  # raw = x * scale + mean; raw paper is 0
-        if config.contrast:
-            # as preprocess leaves every input: peak 1 (blur and low resolution lower it), then
-            # on the chosen images a gamma (fainter or bolder stroke edges) and a lighter paper
-            raw = images * dtype(scale) + mean
-            raw /= np.maximum(raw.max(axis=1, keepdims=True), dtype(1e-3))
-            on = np.flatnonzero(chosen())
-            gamma = np.exp(rng.uniform(-config.contrast, config.contrast, len(on))).astype(dtype)[:, None]
-            paper = rng.uniform(0, config.contrast / 4, len(on)).astype(dtype)[:, None]
-            raw[on] = paper + (1 - paper) * np.power(np.clip(raw[on], 0, 1), gamma)
-            images = (raw - mean) / dtype(scale)
-        if config.noise:
-            on = np.flatnonzero(chosen())
-            sigma = rng.uniform(0, config.noise, len(on)).astype(dtype)[:, None]
-            raw = images[on] * dtype(scale) + mean
-            raw += sigma * rng.standard_normal(raw.shape, dtype=np.float32).astype(dtype, copy=False)
-            images[on] = (np.clip(raw, 0, 1) - mean) / dtype(scale)
-    return images
+        images = _call(_ink.low_resolution, _ink.low_resolution_parallel, n, images, np.empty_like(images), side,
+                       sizes, dtype(fill))
+    if not (config.contrast or config.noise):
+        return images
+    mean = dtype(-fill * scale)  # raw = x * scale + mean; raw paper is 0
+    toned, paper, powered = np.full(n, -1, np.int64), np.zeros(n, dtype), np.zeros((0, side * side), dtype)
+    if config.contrast:
+        images = _call(_ink.peak_one, _ink.peak_one_parallel, n, np.ascontiguousarray(images),
+                       np.empty_like(images), dtype(scale), mean, dtype(1e-3))
+        on = np.flatnonzero(chosen())
+        gamma = np.exp(rng.uniform(-config.contrast, config.contrast, len(on))).astype(dtype)[:, None]
+        toned[on], paper[on] = np.arange(len(on)), rng.uniform(0, config.contrast / 4, len(on))
+        powered = np.power(np.clip(images[on], 0, 1), gamma)
+    noisy, sigma, normals = np.full(n, -1, np.int64), np.zeros(n, dtype), np.zeros((0, side * side), dtype)
+    if config.noise:
+        on = np.flatnonzero(chosen())
+        noisy[on], sigma[on] = np.arange(len(on)), rng.uniform(0, config.noise, len(on))
+        normals = rng.standard_normal((len(on), side * side), dtype=np.float32).astype(dtype, copy=False)
+    return _call(_ink.tone, _ink.tone_parallel, n, np.ascontiguousarray(images), np.empty_like(images),
+                 dtype(scale), mean, dtype(1), bool(config.contrast), toned, paper, 1 - paper, powered,
+                 noisy, sigma, normals)
+
+
+def _call(one, threaded, n: int, *args):
+    """A kernel (``one``) or its threaded twin over n images: see thread_choice.ThreadChoice.twin."""
+    return CHOICE.twin(one, threaded, n, PARALLEL_IMAGES, *args)
 
 
 class BatchAugmenter:

@@ -77,3 +77,13 @@ class ThreadChoice:
         out = run(parallel)
         self.record(key, parallel, time.perf_counter() - started)
         return out
+
+    def twin(self, one, threaded, work: int, least: int, *args):
+        """``one(*args)`` or ``threaded(*args)``, one kernel's two compilations (in the calling
+        thread, and over Numba's threads; the same bits) on ``work`` values: the faster at the
+        moment, or ``one`` for less work than ``least`` or when Numba has a single thread."""
+        import numba
+
+        if work < least or numba.get_num_threads() < 2:
+            return one(*args)
+        return self.call((one, work), lambda parallel: (threaded if parallel else one)(*args))
