@@ -34,6 +34,17 @@ def test_rate_is_the_fraction_dropped_and_kept_units_are_scaled(rate):
     np.testing.assert_array_equal(cache.mask == 0, y == 0)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_mask_is_keras_s_draw_from_the_generator(rng, dtype):
+    """Kept where the generator's next uniform draw of x's shape is at least the rate."""
+    x = rng.normal(size=(64, 33)).astype(dtype)
+    y, cache = ops.dropout_forward(x, 0.3, np.random.default_rng(8))
+    keep = np.random.default_rng(8).random(x.shape, dtype=dtype) >= dtype(0.3)
+    np.testing.assert_array_equal(cache.mask, keep * dtype(1 / 0.7))
+    np.testing.assert_array_equal(y, x * cache.mask)
+    assert y.dtype == cache.mask.dtype == dtype
+
+
 def test_expectation_is_preserved(rng):
     x = rng.normal(size=(3, 7))
     draws = np.random.default_rng(5)

@@ -24,6 +24,7 @@ from . import registry
 from .autodiff import Primitive
 from .kernels import activations as _act
 from .kernels import dense as _dense
+from .kernels import dropout as _dropout
 from .kernels import softmax as _softmax
 
 
@@ -254,10 +255,13 @@ def dropout_forward(x, rate: float, rng: np.random.Generator | None):
     x = np.asarray(x)
     if rng is None or rate == 0.0:
         return x, DropoutCache(np.ones_like(x))
-    keep = rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64) >= rate
-    mask = keep.astype(x.dtype)
-    mask *= x.dtype.type(1.0 / (1.0 - rate))
-    return x * mask, DropoutCache(mask)
+    dtype = np.float32 if x.dtype == np.float32 else np.float64
+    x = np.ascontiguousarray(x, dtype=dtype)
+    u = rng.random(x.shape, dtype=dtype)
+    y, mask = np.empty_like(x), np.empty_like(x)
+    _dropout.dropout_forward(x.reshape(-1), u.reshape(-1), dtype(rate), dtype(1.0 / (1.0 - rate)),
+                             y.reshape(-1), mask.reshape(-1))
+    return y, DropoutCache(mask)
 
 
 def dropout_backward(cache: DropoutCache, dy: np.ndarray) -> np.ndarray:
