@@ -21,8 +21,11 @@ import numpy as np
 
 from .kernels import optim as _optim
 from .registry import OPTIMIZERS, SCHEDULES
+from .thread_choice import ThreadChoice
 
 DEFAULT_LEARNING_RATE = {"sgd": 0.1, "momentum": 0.05, "adam": 0.003}
+PARALLEL_VALUES = 1 << 16  # smaller parameters are updated in the calling thread
+CHOICE = ThreadChoice()  # larger ones in this thread or over Numba's, the faster at the moment
 
 
 @dataclass(frozen=True)
@@ -104,14 +107,19 @@ def update(config: OptimizerConfig, params: dict, grads: dict, state: dict, chec
         g = grads[key].reshape(-1)
         wd = f(config.weight_decay if key.endswith(".W") else 0.0)
         if config.name == "adam":
-            _optim.adam_update(
-                flat, g, state["m." + key].reshape(-1), state["v." + key].reshape(-1),
-                f(lr), f(1.0 - config.beta1), f(1.0 - config.beta2), f(config.epsilon), wd,
-            )
+            _update("adam_update", flat, g, state["m." + key].reshape(-1), state["v." + key].reshape(-1),
+                    f(lr), f(1.0 - config.beta1), f(1.0 - config.beta2), f(config.epsilon), wd)
         elif config.name == "momentum":
-            _optim.momentum_update(flat, g, state["m." + key].reshape(-1), f(lr), f(config.momentum), wd)
+            _update("momentum_update", flat, g, state["m." + key].reshape(-1), f(lr), f(config.momentum), wd)
         else:
-            _optim.sgd_update(flat, g, f(lr), wd)
+            _update("sgd_update", flat, g, f(lr), wd)
         if not contiguous:
             p[...] = flat.reshape(p.shape)
     return params
+
+
+def _update(name: str, flat: np.ndarray, *args) -> None:
+    """kernels/optim's update ``name`` on one parameter: in this thread, or over Numba's threads
+    for a large one, whichever is faster at the moment (CHOICE)."""
+    one, threaded = getattr(_optim, name), getattr(_optim, name + "_parallel")
+    CHOICE.twin(one, threaded, flat.size, PARALLEL_VALUES, flat, *args)
