@@ -54,7 +54,7 @@ def test_warm_up_compiles_the_float32_training_kernels_and_says_so_in_the_cache(
     stamp.unlink(missing_ok=True)
     warmup.warm_up()
     assert stamp.read_text() == source_stamp() and warmup.kernels_cached()
-    for module in ("dense", "softmax", "optim"):
+    for module in ("dense", "dropout", "softmax", "optim", "augment", "ink"):
         kernels = importlib.import_module(f"tinygrad_digits.kernels.{module}")
         for name in dir(kernels):
             dispatcher = getattr(kernels, name)
