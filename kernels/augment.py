@@ -13,15 +13,12 @@ the image; g = 0 for none) with smoothstep weights, which make the field smooth 
 the grid lines. Pixels outside the image read as ``fill``. A zero transform (A = I, t = 0,
 d = 0) reads every pixel exactly where it is: the identity.
 
-``warp`` runs in the calling thread, ``warp_parallel`` shares the images among Numba's threads:
-the same arithmetic, to the bit.
+Compiled with ``nogil``: a caller may warp parts of a batch on several threads at once.
 """
 
 import math
 
 import numpy as np
-
-from numba import prange
 
 from ._jit import kernel
 
@@ -54,7 +51,8 @@ def _pixel(image, side, r, c, fill):
     return image[r * side + c]
 
 
-def _warp(images, out, side, matrices, offsets, fields, fill):
+@kernel(nogil=True)
+def warp(images, out, side, matrices, offsets, fields, fill):
     """Write the warped images into out (n, side * side), of the images' dtype (see above).
 
     matrices (n, 2, 2), offsets (n, 2) and fields (n, 2, g, g) are float64; g is 0 or >= 2.
@@ -63,11 +61,11 @@ def _warp(images, out, side, matrices, offsets, fields, fill):
     g = fields.shape[2]
     centre = (side - 1) / 2.0
     lower, weight = _grid_weights(side, g)
-    for k in prange(n):
+    # the field is separable: interpolate each control row along the columns once per image
+    # (rows[axis, i, c]), then every pixel mixes two of those rows
+    rows = np.zeros((2, max(g, 1), side))
+    for k in range(n):
         image = images[k]
-        # the field is separable: interpolate each control row along the columns once per image
-        # (rows[axis, i, c]), then every pixel mixes two of those rows
-        rows = np.zeros((2, max(g, 1), side))
         a00, a01 = matrices[k, 0, 0], matrices[k, 0, 1]
         a10, a11 = matrices[k, 1, 0], matrices[k, 1, 1]
         if g >= 2:
@@ -102,7 +100,3 @@ def _warp(images, out, side, matrices, offsets, fields, fill):
                 value = (p00 * (1.0 - fc) + p01 * fc) * (1.0 - fr) + (p10 * (1.0 - fc) + p11 * fc) * fr
                 out[k, r * side + c] = value
     return out
-
-
-warp = kernel(_warp, name="warp")
-warp_parallel = kernel(_warp, name="warp_parallel", parallel=True)

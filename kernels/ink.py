@@ -9,16 +9,13 @@ summing to 1 commute with any increasing affine map of the pixel values, so the 
 the same on raw [0, 1] images and on standardized ones (with the matching ``fill``).
 
 ``peak_one`` brings each image's raw peak to 1; ``tone`` changes the contrast and adds noise,
-given the draws (and the gamma already applied, by NumPy).
-
-Every filter has a twin, ``<name>_parallel``, that shares the images among Numba's threads: the
-same arithmetic, to the bit.
+given the draws (and the gamma already applied, by NumPy). Every kernel here is compiled with
+``nogil``: a caller may run parts of a batch on several threads at once.
 """
 
 import math
 
 import numpy as np
-from numba import prange
 
 from ._jit import kernel
 
@@ -37,13 +34,14 @@ def _morph_pass(src, dst, side, grow, fill):
             dst[r * side + c] = best
 
 
-def _thickness(images, out, side, amounts, fill):
+@kernel(nogil=True)
+def thickness(images, out, side, amounts, fill):
     """Thicker strokes for amount > 0, thinner for < 0: |amount| whole passes of dilation or
     erosion, the fractional part a blend towards one more pass (continuous in the amount)."""
     n = images.shape[0]
-    for k in prange(n):
-        cur = np.empty(side * side, images.dtype)
-        nxt = np.empty(side * side, images.dtype)
+    cur = np.empty(side * side, images.dtype)
+    nxt = np.empty(side * side, images.dtype)
+    for k in range(n):
         a = amounts[k]
         cur[:] = images[k]
         passes = int(math.ceil(abs(a)))
@@ -56,15 +54,16 @@ def _thickness(images, out, side, amounts, fill):
     return out
 
 
-def _blur(images, out, side, sigmas, fill):
+@kernel(nogil=True)
+def blur(images, out, side, sigmas, fill):
     """A separable Gaussian blur of standard deviation sigmas[k] pixels (radius ceil(2 sigma))."""
     n = images.shape[0]
-    for k in prange(n):
+    tmp = np.empty(side * side, np.float64)
+    for k in range(n):
         s = sigmas[k]
         if s <= 0:
             out[k] = images[k]
             continue
-        tmp = np.empty(side * side, np.float64)
         radius = int(math.ceil(2 * s))
         weights = np.empty(2 * radius + 1)
         for d in range(-radius, radius + 1):
@@ -87,18 +86,21 @@ def _blur(images, out, side, sigmas, fill):
     return out
 
 
-def _low_resolution(images, out, side, sizes, fill):
+@kernel(nogil=True)
+def low_resolution(images, out, side, sizes, fill):
     """Each image averaged down to sizes[k] x sizes[k] cells (a cell: the pixels whose centres it
     covers), then sampled back up bilinearly at the pixel centres (edges clamped)."""
     n = images.shape[0]
-    for k in prange(n):
+    low = np.empty((side, side), np.float64)
+    count = np.empty((side, side), np.float64)
+    for k in range(n):
         m = sizes[k]
         if m >= side or m < 1:
             out[k] = images[k]
             continue
         scale = side / m
-        low = np.zeros((m, m), np.float64)
-        count = np.zeros((m, m), np.float64)
+        low[:m, :m] = 0.0
+        count[:m, :m] = 0.0
         for r in range(side):
             i = min(int((r + 0.5) / scale), m - 1)
             for c in range(side):
@@ -124,10 +126,11 @@ def _low_resolution(images, out, side, sizes, fill):
     return out
 
 
-def _peak_one(images, out, scale, mean, floor):
+@kernel(nogil=True)
+def peak_one(images, out, scale, mean, floor):
     """Raw pixel values raw = x * scale + mean, each image divided by max(its peak, floor)."""
     n, size = images.shape
-    for k in prange(n):
+    for k in range(n):
         row = out[k]
         peak = images[k, 0] * scale + mean
         for i in range(size):
@@ -140,7 +143,8 @@ def _peak_one(images, out, scale, mean, floor):
     return out
 
 
-def _tone(images, out, scale, mean, unit, raw, toned, paper, rest, powered, noisy, sigma, normals):
+@kernel(nogil=True)
+def tone(images, out, scale, mean, unit, raw, toned, paper, rest, powered, noisy, sigma, normals):
     """Contrast and noise, given their draws, written as (raw - mean) / scale, where raw values
     x * scale + mean have the paper at 0. All scalars and arrays in the images' dtype.
 
@@ -151,7 +155,7 @@ def _tone(images, out, scale, mean, unit, raw, toned, paper, rest, powered, nois
     """
     n, size = images.shape
     zero = unit - unit
-    for k in prange(n):
+    for k in range(n):
         t, j = toned[k], noisy[k]
         for i in range(size):
             value = images[k, i]
@@ -164,15 +168,3 @@ def _tone(images, out, scale, mean, unit, raw, toned, paper, rest, powered, nois
                 value = (min(max(value, zero), unit) - mean) / scale
             out[k, i] = value
     return out
-
-
-thickness = kernel(_thickness, name="thickness")
-thickness_parallel = kernel(_thickness, name="thickness_parallel", parallel=True)
-blur = kernel(_blur, name="blur")
-blur_parallel = kernel(_blur, name="blur_parallel", parallel=True)
-low_resolution = kernel(_low_resolution, name="low_resolution")
-low_resolution_parallel = kernel(_low_resolution, name="low_resolution_parallel", parallel=True)
-peak_one = kernel(_peak_one, name="peak_one")
-peak_one_parallel = kernel(_peak_one, name="peak_one_parallel", parallel=True)
-tone = kernel(_tone, name="tone")
-tone_parallel = kernel(_tone, name="tone_parallel", parallel=True)

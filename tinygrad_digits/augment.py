@@ -7,7 +7,7 @@ Contract: images are rows (n, side * side) of a float dtype, returned as a new a
 shape and dtype; labels are never touched (the transforms are small enough to keep a digit the
 digit it was). Randomness comes in as an ``np.random.Generator``: the same generator state gives
 the same images. All draws happen here, in NumPy; the kernels are deterministic, and each has a
-twin over Numba's threads with the same arithmetic to the bit (CHOICE calls the faster).
+batch may be shared among threads, image by image, with the same bits (CHOICE: when faster).
 
 ``AUGMENTATIONS`` names the recipes the CLI offers (``--augment``).
 """
@@ -25,7 +25,7 @@ from .kernels import ink as _ink
 from .thread_choice import ThreadChoice
 
 PARALLEL_IMAGES = 16  # fewer images than this are augmented in the calling thread
-CHOICE = ThreadChoice()  # otherwise each kernel runs in this thread or over Numba's: the faster at the moment
+CHOICE = ThreadChoice()  # otherwise a kernel runs here or shares the images among threads, the faster now
 
 
 @dataclass(frozen=True)
@@ -148,9 +148,8 @@ def warp(
         raise ValueError(
             f"augment.warp: fields need g x g control points with g = 0 or g >= 2, got {fields.shape}"
         )
-    images = np.ascontiguousarray(images)
-    return _call(_augment.warp, _augment.warp_parallel, n, images, np.empty_like(images), side, matrices,
-                 offsets, fields, images.dtype.type(fill))
+    return _by_image(_augment.warp, images, side, _Rows(matrices), _Rows(offsets), _Rows(fields),
+                     images.dtype.type(fill))
 
 
 def random_transforms(config: AugmentConfig, n: int, rng: np.random.Generator):
@@ -206,22 +205,19 @@ def ink_changes(config: AugmentConfig, images: np.ndarray, rng: np.random.Genera
 
     if config.thickness:
         amounts = np.ascontiguousarray(rng.uniform(-config.thickness / 2, config.thickness, n) * chosen())
-        images = _call(_ink.thickness, _ink.thickness_parallel, n, images, np.empty_like(images), side,
-                       amounts, dtype(fill))
+        images = _by_image(_ink.thickness, images, side, _Rows(amounts), dtype(fill))
     if config.blur:
         sigmas = np.ascontiguousarray(rng.uniform(0, config.blur, n) * chosen())
-        images = _call(_ink.blur, _ink.blur_parallel, n, images, np.empty_like(images), side, sigmas, dtype(fill))
+        images = _by_image(_ink.blur, images, side, _Rows(sigmas), dtype(fill))
     if config.low_res:
         sizes = np.where(chosen(), rng.integers(config.low_res, side, n), side).astype(np.int64)
-        images = _call(_ink.low_resolution, _ink.low_resolution_parallel, n, images, np.empty_like(images), side,
-                       sizes, dtype(fill))
+        images = _by_image(_ink.low_resolution, images, side, _Rows(sizes), dtype(fill))
     if not (config.contrast or config.noise):
         return images
     mean = dtype(-fill * scale)  # raw = x * scale + mean; raw paper is 0
     toned, paper, powered = np.full(n, -1, np.int64), np.zeros(n, dtype), np.zeros((0, side * side), dtype)
     if config.contrast:
-        images = _call(_ink.peak_one, _ink.peak_one_parallel, n, np.ascontiguousarray(images),
-                       np.empty_like(images), dtype(scale), mean, dtype(1e-3))
+        images = _by_image(_ink.peak_one, images, dtype(scale), mean, dtype(1e-3))
         on = np.flatnonzero(chosen())
         gamma = np.exp(rng.uniform(-config.contrast, config.contrast, len(on))).astype(dtype)[:, None]
         toned[on], paper[on] = np.arange(len(on)), rng.uniform(0, config.contrast / 4, len(on))
@@ -231,14 +227,29 @@ def ink_changes(config: AugmentConfig, images: np.ndarray, rng: np.random.Genera
         on = np.flatnonzero(chosen())
         noisy[on], sigma[on] = np.arange(len(on)), rng.uniform(0, config.noise, len(on))
         normals = rng.standard_normal((len(on), side * side), dtype=np.float32).astype(dtype, copy=False)
-    return _call(_ink.tone, _ink.tone_parallel, n, np.ascontiguousarray(images), np.empty_like(images),
-                 dtype(scale), mean, dtype(1), bool(config.contrast), toned, paper, 1 - paper, powered,
-                 noisy, sigma, normals)
+    return _by_image(_ink.tone, images, dtype(scale), mean, dtype(1), bool(config.contrast), _Rows(toned),
+                     _Rows(paper), _Rows(1 - paper), powered, _Rows(noisy), _Rows(sigma), normals)
 
 
-def _call(one, threaded, n: int, *args):
-    """A kernel (``one``) or its threaded twin over n images: see thread_choice.ThreadChoice.twin."""
-    return CHOICE.twin(one, threaded, n, PARALLEL_IMAGES, *args)
+class _Rows:
+    """An argument of a kernel with one row per image, cut with the images (see _by_image)."""
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+
+
+def _by_image(kernel, images: np.ndarray, *args) -> np.ndarray:
+    """``kernel(images, out, *args)`` into a new ``out``, the images (and each _Rows argument)
+    shared among threads when that is faster at the moment (CHOICE; the same bits either way)."""
+    images = np.ascontiguousarray(images)
+    out = np.empty_like(images)
+
+    def run(start: int, stop: int) -> None:
+        kernel(images[start:stop], out[start:stop],
+               *(a.array[start:stop] if isinstance(a, _Rows) else a for a in args))
+
+    CHOICE.split(kernel, len(images), PARALLEL_IMAGES, run)
+    return out
 
 
 class BatchAugmenter:

@@ -25,7 +25,7 @@ from .thread_choice import ThreadChoice
 
 DEFAULT_LEARNING_RATE = {"sgd": 0.1, "momentum": 0.05, "adam": 0.003}
 PARALLEL_VALUES = 1 << 16  # smaller parameters are updated in the calling thread
-CHOICE = ThreadChoice()  # larger ones in this thread or over Numba's, the faster at the moment
+CHOICE = ThreadChoice()  # larger ones here or in parts on several threads, the faster at the moment
 
 
 @dataclass(frozen=True)
@@ -118,8 +118,13 @@ def update(config: OptimizerConfig, params: dict, grads: dict, state: dict, chec
     return params
 
 
-def _update(name: str, flat: np.ndarray, *args) -> None:
-    """kernels/optim's update ``name`` on one parameter: in this thread, or over Numba's threads
-    for a large one, whichever is faster at the moment (CHOICE)."""
-    one, threaded = getattr(_optim, name), getattr(_optim, name + "_parallel")
-    CHOICE.twin(one, threaded, flat.size, PARALLEL_VALUES, flat, *args)
+def _update(name: str, flat: np.ndarray, g: np.ndarray, *args) -> None:
+    """kernels/optim's update ``name`` on one parameter and its state (flat arrays after g, then
+    scalars): whole in this thread, or for a large parameter in parts on several threads at once,
+    whichever is faster at the moment (CHOICE; the same bits either way)."""
+    update = getattr(_optim, name)
+
+    def run(start: int, stop: int) -> None:
+        update(*(a[start:stop] if isinstance(a, np.ndarray) else a for a in (flat, g, *args)))
+
+    CHOICE.split(update, flat.size, PARALLEL_VALUES, run)

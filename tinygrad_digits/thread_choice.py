@@ -78,12 +78,36 @@ class ThreadChoice:
         self.record(key, parallel, time.perf_counter() - started)
         return out
 
-    def twin(self, one, threaded, work: int, least: int, *args):
-        """``one(*args)`` or ``threaded(*args)``, one kernel's two compilations (in the calling
-        thread, and over Numba's threads; the same bits) on ``work`` values: the faster at the
-        moment, or ``one`` for less work than ``least`` or when Numba has a single thread."""
+    def split(self, key, work: int, least: int, run) -> None:
+        """``run(start, stop)`` over [0, work): whole in the calling thread, or in one part per
+        thread of Numba's count, all at once (the calling thread takes the last), whichever is
+        faster at the moment at this call site (key, work). Less work than ``least`` runs whole.
+
+        ``run`` calls kernels compiled with ``nogil``, and its parts write disjoint outputs: each
+        does what the whole would do to its share, so both ways give the same bits.
+        """
         import numba
 
-        if work < least or numba.get_num_threads() < 2:
-            return one(*args)
-        return self.call((one, work), lambda parallel: (threaded if parallel else one)(*args))
+        parts = numba.get_num_threads() if work >= least else 1
+        if parts < 2:
+            run(0, work)
+            return
+        self.call((key, work), lambda parallel: _in_parts(run, work, parts if parallel else 1))
+
+
+_POOL: list = []  # the worker threads that run all parts but the calling thread's, made at first use
+
+
+def _in_parts(run, work: int, parts: int) -> None:
+    if parts == 1:
+        run(0, work)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not _POOL or _POOL[0]._max_workers < parts - 1:
+        _POOL[:] = [ThreadPoolExecutor(parts - 1, thread_name_prefix="tinygrad-digits-part")]
+    bounds = [work * i // parts for i in range(parts + 1)]
+    futures = [_POOL[0].submit(run, a, b) for a, b in zip(bounds[:-2], bounds[1:-1])]
+    run(bounds[-2], bounds[-1])
+    for future in futures:
+        future.result()

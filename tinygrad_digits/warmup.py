@@ -70,19 +70,15 @@ def warm_up() -> None:
         return ops.softmax_cross_entropy(logits, labels) + ops.softmax_cross_entropy(logits, labels, 0.1)
 
     _, grads = value_and_grad(loss)(params)
-    large = {"W": np.zeros(O.PARALLEL_VALUES, np.float32)}  # large enough for the threaded twins
     for name in ("sgd", "momentum", "adam"):
         config = O.OptimizerConfig(name)
         O.update(config, params, grads, O.init(config, params))
-        for _ in range(2):  # a call site's first two calls take each twin once (thread_choice)
-            O.update(config, large, large, O.init(config, large))
     M.predict_proba(spec, params, np.zeros((1, spec.inputs)))
     ops.dropout_forward(x, 0.5, np.random.default_rng(0))
-    from .augment import AUGMENTATIONS, PARALLEL_IMAGES, augment_batch
+    from .augment import AUGMENTATIONS, augment_batch
 
-    for n in (1, PARALLEL_IMAGES, PARALLEL_IMAGES):  # every recipe's kernels, in both twins
-        augment_batch(AUGMENTATIONS["realistic"], np.zeros((n, spec.inputs), dtype=np.float32),
-                      np.random.default_rng(0))
+    augment_batch(AUGMENTATIONS["realistic"], np.zeros((1, spec.inputs), dtype=np.float32),  # every kernel
+                  np.random.default_rng(0))
     _warm_up_images()
     if F.USE_FUSED:  # the fused training kernels (float32 only), through the same call as training
         rows = np.zeros((8, spec.inputs), dtype=np.float32)  # a batch that threads can share
