@@ -11,6 +11,10 @@ A kernel's time is the (lower) median of its last WINDOW calls: one call slowed 
 or a first call that compiled the kernel, moves nothing. A probe faster than the kernel in use
 brings the next probes close again (after 2 calls), so that a change of the machine is confirmed
 in a few calls.
+
+``ThreadChoice.split`` makes the same choice for kernels compiled once with ``nogil`` (the
+augmentation's, the optimizers'): whole in the calling thread, or cut into parts that plain
+threads run at the same time.
 """
 
 from __future__ import annotations
