@@ -6,8 +6,8 @@ contrast and background noise, each applied to a random share of the images.
 Contract: images are rows (n, side * side) of a float dtype, returned as a new array of the same
 shape and dtype; labels are never touched (the transforms are small enough to keep a digit the
 digit it was). Randomness comes in as an ``np.random.Generator``: the same generator state gives
-the same images. All draws happen here, in NumPy; the kernels are deterministic, and each has a
-batch may be shared among threads, image by image, with the same bits (CHOICE: when faster).
+the same images. All draws happen here, in NumPy; the kernels are deterministic, and a batch's
+images may be shared among threads with the same bits (CHOICE decides, by what is faster).
 
 ``AUGMENTATIONS`` names the recipes the CLI offers (``--augment``).
 """

@@ -99,7 +99,7 @@ class ThreadChoice:
         self.call((key, work), lambda parallel: _in_parts(run, work, parts if parallel else 1))
 
 
-_POOL: list = []  # the worker threads that run all parts but the calling thread's, made at first use
+_POOLS: dict = {}  # by size: the worker threads that run all parts but the calling thread's
 
 
 def _in_parts(run, work: int, parts: int) -> None:
@@ -108,10 +108,11 @@ def _in_parts(run, work: int, parts: int) -> None:
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    if not _POOL or _POOL[0]._max_workers < parts - 1:
-        _POOL[:] = [ThreadPoolExecutor(parts - 1, thread_name_prefix="tinygrad-digits-part")]
+    pool = _POOLS.get(parts - 1)
+    if pool is None:
+        pool = _POOLS[parts - 1] = ThreadPoolExecutor(parts - 1, thread_name_prefix="tinygrad-digits-part")
     bounds = [work * i // parts for i in range(parts + 1)]
-    futures = [_POOL[0].submit(run, a, b) for a, b in zip(bounds[:-2], bounds[1:-1])]
+    futures = [pool.submit(run, a, b) for a, b in zip(bounds[:-2], bounds[1:-1])]
     run(bounds[-2], bounds[-1])
     for future in futures:
         future.result()
