@@ -101,7 +101,8 @@ def test_contrast_and_noise_follow_their_formulas(rng, dtype, contrast, noise):
     if noise:
         on = np.flatnonzero(draws.random(n) < 0.5)
         sigma = draws.uniform(0, noise, len(on))[:, None]
-        want[on] = np.clip(want[on] + sigma * draws.standard_normal((len(on), side * side), dtype=np.float32), 0, 1)
+        normals = draws.standard_normal((len(on), side * side), dtype=np.float32)
+        want[on] = np.clip(want[on] + sigma * normals, 0, 1)
     assert got.dtype == dtype and got.shape == x.shape
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert np.abs(want - x).max() > 0.05

@@ -49,8 +49,8 @@ def test_augmentation_in_parts_writes_the_bits_of_the_whole(monkeypatch, mnist_s
         monkeypatch.setattr(A, "CHOICE", choice)
         results.append(A.augment_batch(A.augmentation(recipe), (x - mean) / std, np.random.default_rng(4),
                                        fill=-mean / std, scale=std))
-        expected = {"warp"} | ({"thickness", "blur", "low_resolution", "peak_one", "tone"} if recipe == "realistic"
-                               else set())
+        ink = {"thickness", "blur", "low_resolution", "peak_one", "tone"}
+        expected = {"warp"} | (ink if recipe == "realistic" else set())
         assert {name for name, _ in choice.calls} == expected and {n for _, n in choice.calls} == {61}
     assert results[0].tobytes() == results[1].tobytes() and results[0].dtype == dtype
 
@@ -69,6 +69,7 @@ def test_optimizer_updates_in_parts_write_the_bits_of_the_whole(rng, monkeypatch
         for _ in range(3):
             O.update(config, trained, grads, state)
         assert choice.calls == [(f"{name}_update", 301 * 300)] * 3
-        results.append(trained["dense0.W"].tobytes() + b"".join(v.tobytes() for k, v in state.items() if k != "step"))
+        moments = b"".join(v.tobytes() for k, v in state.items() if k != "step")
+        results.append(trained["dense0.W"].tobytes() + moments)
     assert results[0] == results[1]
     assert trained["dense0.W"].tobytes() != params["dense0.W"].tobytes()

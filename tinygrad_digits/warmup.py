@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-KERNEL_MODULES = ("activations", "dense", "dropout", "softmax", "optim", "fused", "steps", "sparse", "augment", "ink",
-                  "conv")
+KERNEL_MODULES = ("activations", "dense", "dropout", "softmax", "optim", "fused", "steps", "sparse", "augment",
+                  "ink", "conv")
 # in the cache folder: the kernel sources' stamp (kernels/_jit.source_stamp) warm_up last compiled
 STAMP_FILE = "tinygrad-digits-kernels.stamp"
 # in the cache folder: which fused training kernel is faster here (choose_threads), as JSON
