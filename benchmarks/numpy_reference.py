@@ -59,18 +59,24 @@ class NumpyMLP:
     """MLP + softmax cross-entropy + Adam; params a list of (W, b).
 
     Every array a step touches is allocated once, for a full batch (a last, smaller batch uses
-    the first rows): the batch is gathered with ``np.take(out=)``, every product is a
-    ``np.matmul(out=)``, every elementwise expression writes into a buffer.
+    the first rows): the batch is gathered with ``np.take(out=, mode="clip")`` (with the default
+    mode, NumPy buffers ``out``: a copy more per step), every product is a ``np.matmul(out=)``,
+    every elementwise expression writes into a buffer. The parameters, their gradients and
+    Adam's moments each live in one flat buffer (``flat_views``), so that Adam is one pass of a
+    few whole-buffer expressions rather than one per array.
     """
 
     def __init__(self, sizes, activation="relu", learning_rate=0.002, total_steps=1, seed=0,
                  beta1=0.9, beta2=0.999, epsilon=1e-7, batch_size=128):
-        self.layers = he_or_glorot_init(sizes, [activation] * (len(sizes) - 2), np.random.default_rng(seed))
+        initial = he_or_glorot_init(sizes, [activation] * (len(sizes) - 2), np.random.default_rng(seed))
         self.act, self.dact = ACTIVATIONS[activation]
-        self.m = [(np.zeros_like(w), np.zeros_like(b)) for w, b in self.layers]
-        self.v = [(np.zeros_like(w), np.zeros_like(b)) for w, b in self.layers]
-        self.grads = [(np.zeros_like(w), np.zeros_like(b)) for w, b in self.layers]
-        self.tmp = [(np.zeros_like(w), np.zeros_like(b)) for w, b in self.layers]
+        self.flat, self.layers = flat_views(initial)
+        for (w, b), (w0, b0) in zip(self.layers, initial):
+            w[...], b[...] = w0, b0
+        self.flat_grads, self.grads = flat_views(initial)
+        self.flat_m, self.m = flat_views(initial)
+        self.flat_v, self.v = flat_views(initial)
+        self.flat_tmp = np.zeros_like(self.flat)
         self.learning_rate, self.total_steps = learning_rate, total_steps
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
         self.t = 0
@@ -104,7 +110,7 @@ class NumpyMLP:
         if idx is None:
             hs[0][...] = x
         else:
-            np.take(x, idx, axis=0, out=hs[0])
+            np.take(x, idx, axis=0, out=hs[0], mode="clip")
         top = len(self.layers)
         for i, (w, b) in enumerate(self.layers):
             np.matmul(hs[i], w, out=hs[i + 1])
@@ -139,20 +145,19 @@ class NumpyMLP:
         self.t += 1
         lr_t = F(lr * math.sqrt(1.0 - self.beta2**self.t) / (1.0 - self.beta1**self.t))
         b1, b2, eps = F(1 - self.beta1), F(1 - self.beta2), F(self.epsilon)
-        for layer, grads, ms, vs, tmps in zip(self.layers, self.grads, self.m, self.v, self.tmp):
-            for p, g, m, v, tmp in zip(layer, grads, ms, vs, tmps):
-                np.subtract(g, m, out=tmp)  # m += (g - m) (1 - beta1)
-                tmp *= b1
-                m += tmp
-                np.multiply(g, g, out=tmp)  # v += (g^2 - v) (1 - beta2)
-                tmp -= v
-                tmp *= b2
-                v += tmp
-                np.sqrt(v, out=tmp)  # p -= lr_t m / (sqrt(v) + epsilon)
-                tmp += eps
-                np.divide(m, tmp, out=tmp)
-                tmp *= lr_t
-                p -= tmp
+        p, g, m, v, tmp = self.flat, self.flat_grads, self.flat_m, self.flat_v, self.flat_tmp
+        np.subtract(g, m, out=tmp)  # m += (g - m) (1 - beta1)
+        tmp *= b1
+        m += tmp
+        np.multiply(g, g, out=tmp)  # v += (g^2 - v) (1 - beta2)
+        tmp -= v
+        tmp *= b2
+        v += tmp
+        np.sqrt(v, out=tmp)  # p -= lr_t m / (sqrt(v) + epsilon)
+        tmp += eps
+        np.divide(m, tmp, out=tmp)
+        tmp *= lr_t
+        p -= tmp
 
     def epoch(self, x, y, batch_size, rng):
         order = rng.permutation(len(x))
@@ -165,6 +170,19 @@ class NumpyMLP:
 
     def predict(self, x):
         return self.forward(x).argmax(axis=1)
+
+
+def flat_views(layers):
+    """(flat, views): one zeroed float32 buffer with a (W, b) view into it per layer, shaped as
+    ``layers``."""
+    flat = np.zeros(sum(w.size + b.size for w, b in layers), F)
+    views, at = [], 0
+    for w, b in layers:
+        view_w = flat[at : at + w.size].reshape(w.shape)
+        at += w.size
+        views.append((view_w, flat[at : at + b.size]))
+        at += b.size
+    return flat, views
 
 
 def numpy_floor(sizes, n, batch_size) -> float:
