@@ -5,8 +5,10 @@ affine augmentation, Adam, batches of 256, all 60,000 images), ``--epochs`` epoc
 ``seconds`` (no validation set: the training steps alone). Keras, in a process of its own (it and
 Numba both load LLVM): the same layers, Dropout(0.1), Adam and batch size, fed our augmented
 images of one epoch (so Keras is timed without the augmentation we pay for), epoch 1 (tracing)
-reported apart, as is ours (its first epoch loads kernels). Prints the medians and their ratio,
-with the load average.
+reported apart, as is ours (its first epoch loads kernels). Beside them, the epoch's GEMM floor:
+its matrix products alone, as sgemm calls of the same shapes on NumPy's BLAS (numpy_reference's
+``numpy_floor``), timed after our epochs and after Keras's, so that both are seen against what
+the products cost. Prints the medians and their ratios, with the load average.
 
     python benchmarks/preset_vs_keras.py [--epochs 3]
 """
@@ -23,6 +25,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from numpy_reference import numpy_floor
+
+SIZES, N, BATCH = [784, 800, 800, 10], 60000, 256  # the preset's layers, images and batch
 
 
 def keras_epochs(folder: str, epochs: int) -> list[float]:
@@ -64,6 +69,7 @@ def main() -> None:
     from tinygrad_digits.augment import BatchAugmenter, augmentation
     from tinygrad_digits.data import load_splits
 
+    floors = []
     if not warmup.kernels_cached():
         warmup.warm_up()
     splits = load_splits()
@@ -71,6 +77,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         done = app.train_and_save(app.preset_run("best", epochs=args.epochs), splits, Path(tmp) / "m.npz")
         ours = [r["seconds"] for r in done["result"].history]
+        floors.append(numpy_floor(SIZES, N, BATCH))
         x = np.concatenate([splits.x_train, splits.x_val]).astype(np.float32)
         mean, std = x.mean(), x.std()
         x = (x - mean) / std
@@ -80,13 +87,18 @@ def main() -> None:
         np.save(f"{tmp}/y.npy", np.concatenate([splits.y_train, splits.y_val]).astype(np.int64))
         keras = json.loads(subprocess.run([sys.executable, __file__, "--keras", tmp, "--epochs", str(args.epochs)],
                                           capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+    floors.append(numpy_floor(SIZES, N, BATCH))
     ours_s, keras_s = float(np.median(ours[1:] or ours)), float(np.median(keras[1:]))
+    floor = min(floors)
     print(f"--preset best, one epoch of 60,000 images (load average {load_before:.2f} before, "
           f"{os.getloadavg()[0]:.2f} after)")
     print(f"  ours (general path, augmentation and dropout)  {ours_s:7.2f} s  (epoch 1 apart; epochs: "
           f"{', '.join(f'{s:.2f}' for s in ours)})")
     print(f"  keras, fed our augmented images                 {keras_s:7.2f} s  (epoch 1, tracing: {keras[0]:.2f})")
+    print(f"  GEMM floor, the products alone                  {floor:7.2f} s  (NumPy's BLAS; "
+          f"{', '.join(f'{s:.2f}' for s in floors)})")
     print(f"  keras / ours                                    {keras_s / ours_s:7.2f}x")
+    print(f"  ours / floor; keras / floor                     {ours_s / floor:7.2f}x; {keras_s / floor:.2f}x")
 
 
 if __name__ == "__main__":
