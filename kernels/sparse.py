@@ -19,8 +19,11 @@ numbers into it, so no batch is ever copied.
 import numpy as np
 
 from ._jit import kernel
+from .prefetch import prefetch
 
 MAX_COLUMNS = 1 << 16  # the widest input the uint16 column indices reach
+AHEAD = 4  # sparse_forward asks for the entries of the row this many rows ahead (prefetch.py)
+LINE = 64  # bytes in a cache line
 
 
 @kernel
@@ -78,10 +81,29 @@ def _add_rows(out, row, values, indices, lo, hi, w):
 
 
 @kernel
+def _prefetch_row(indptr, indices, values, r):
+    """Ask for row r's entries (prefetch.py): every cache line of its indices and values."""
+    lo, hi = indptr[r], indptr[r + 1]
+    if hi > lo:
+        for p in range(lo, hi, LINE // indices.itemsize):
+            prefetch(indices, p)
+        for p in range(lo, hi, LINE // values.itemsize):
+            prefetch(values, p)
+        prefetch(indices, hi - 1)  # the last line, when lo does not start one
+        prefetch(values, hi - 1)
+
+
+@kernel
 def sparse_forward(indptr, indices, values, rows, background, w, w_sums, y):
-    """y (r, m) = x[rows] @ w for w (d, m); w_sums (m,) must hold colsum(w) when background != 0."""
+    """y (r, m) = x[rows] @ w for w (d, m); w_sums (m,) must hold colsum(w) when background != 0.
+    The rows' entries are asked for AHEAD rows before they are read: a batch's rows lie anywhere
+    in the training set."""
     m = w.shape[1]
+    for i in range(min(AHEAD, rows.size)):
+        _prefetch_row(indptr, indices, values, rows[i])
     for i in range(rows.size):
+        if i + AHEAD < rows.size:
+            _prefetch_row(indptr, indices, values, rows[i + AHEAD])
         for j in range(m):
             y[i, j] = background * w_sums[j] if background != 0 else 0.0
         r = rows[i]

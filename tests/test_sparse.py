@@ -108,3 +108,22 @@ def test_dense_rows_forward_is_the_dense_product(seed, n, d, m, background, frac
     y = np.full((n, m), np.nan)
     sparse.dense_rows_forward(x, background, w, w_sums, y)
     np.testing.assert_allclose(y, x @ w, rtol=1e-10, atol=1e-10)
+
+
+def test_a_prefetch_changes_no_value():
+    from numba import njit
+
+    from tinygrad_digits.kernels.prefetch import prefetch
+
+    @njit
+    def read_after_asking(a, out):
+        for i in range(a.size):
+            prefetch(a, i)
+        for i in range(a.size):
+            out[i] = a[i]
+
+    for dtype in (np.uint16, np.int64, np.float32, np.float64):
+        a = np.arange(1, 200, dtype=dtype)
+        before, out = a.copy(), np.zeros_like(a)
+        read_after_asking(a, out)
+        assert np.array_equal(out, before) and np.array_equal(a, before)
