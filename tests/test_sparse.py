@@ -134,15 +134,18 @@ def test_a_prefetch_changes_no_value():
 def test_the_weight_gradient_from_groups_of_rows_is_the_dense_product_and_one_groups_bytes(
         seed, n, d, m, background, fraction, groups, data):
     x = inputs(seed, n, d, background, fraction)
-    rows = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=groups, max_size=2 * n + groups)), np.int64)
+    drawn = data.draw(st.lists(st.integers(0, n - 1), min_size=groups, max_size=2 * n + groups))
+    rows = np.array(drawn, np.int64)
     dz = np.random.default_rng(seed + 3).normal(0, 1, (len(rows), m))
     csr = sparse.csr_rows(x, background)
 
     def weight_grad(count):
         bounds = [len(rows) * g // count for g in range(count + 1)]
-        c_ptr, c_rows, c_values = (np.zeros((count, a.size), a.dtype) for a in csc_scratch(len(rows), d, np.float64))
+        scratch = csc_scratch(len(rows), d, np.float64)
+        c_ptr, c_rows, c_values = (np.zeros((count, a.size), a.dtype) for a in scratch)
         for g in range(count):
-            sparse.csc_entries(*csr, rows[bounds[g] : bounds[g + 1]], bounds[g], c_ptr[g], c_rows[g], c_values[g])
+            group = rows[bounds[g] : bounds[g + 1]]
+            sparse.csc_entries(*csr, group, bounds[g], c_ptr[g], c_rows[g], c_values[g])
         dw = np.full((d, m), np.nan)
         sparse.csc_weight_grad(c_ptr, c_rows, c_values, count, 0, dz, background, dz.sum(axis=0), dw,
                                np.zeros(len(rows), np.int64), np.zeros(len(rows)))
