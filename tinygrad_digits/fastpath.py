@@ -35,6 +35,7 @@ import numpy as np
 
 from . import optimizers as O
 from .chain import ACTIVATION_CODES, dense_chain, flat_layout  # noqa: F401 (the fused path's reading of a model)
+from .chain import aligned_empty, aligned_zeros
 from .kernels import fused as _fused
 from .kernels import sparse as _sparse
 from .kernels import steps as _steps
@@ -96,16 +97,17 @@ class FusedSteps:
         self.y = np.require(y_train, np.int64, ["C", "W"])
         self.batch_size = batch = batch_size
         self.layout, self.keys, size, out_size = flat_layout(chain, params, batch)
-        self.flat = np.empty(size, dtype=dtype)
-        self.grads = np.empty(size, dtype=dtype)
-        self.outs = np.empty(out_size, dtype=dtype)
-        self.deltas = np.empty(out_size, dtype=dtype)
+        # on cache lines, as every block in them (chain.flat_layout): the kernels' vector loads never span two
+        self.flat = aligned_zeros(size, dtype)  # the elements between blocks too: a run is bytes alike
+        self.grads = aligned_empty(size, dtype)
+        self.outs = aligned_empty(out_size, dtype)
+        self.deltas = aligned_empty(out_size, dtype)
         d_in = int(self.layout[0, 1])
-        self.xbuf = np.empty((batch, d_in), dtype=dtype)
+        self.xbuf = aligned_empty((batch, d_in), dtype)
         self.ybuf = np.empty(batch, dtype=np.int64)
         slots = {"sgd": 0, "momentum": 1, "adam": 2}[optimizer.name]
-        self.slot1 = np.zeros(size if slots >= 1 else 0, dtype=dtype)
-        self.slot2 = np.zeros(size if slots >= 2 else 0, dtype=dtype)
+        self.slot1 = aligned_zeros(size if slots >= 1 else 0, dtype)
+        self.slot2 = aligned_zeros(size if slots >= 2 else 0, dtype)
         hyper = np.zeros(_steps.HYPER_SIZE, dtype=dtype)
         for at, value in ((_steps.ONE_MINUS_BETA1, 1.0 - optimizer.beta1), (_steps.ONE_MINUS_BETA2, 1.0 - optimizer.beta2),
                           (_steps.EPSILON, optimizer.epsilon), (_steps.MOMENTUM_COEF, optimizer.momentum),
@@ -138,7 +140,7 @@ class FusedSteps:
         self.opt = _steps.Optimizer(_RULES[optimizer.name], hyper, self.slot1, self.slot2)
         self.buffers = _steps.Buffers(self.grads, self.outs, self.deltas, self.xbuf, self.ybuf, self.progress)
         self.part_buffers = _steps.PartBuffers(
-            self.grads[None] if parts == 1 else np.empty((parts, size), dtype=dtype),
+            self.grads[None] if parts == 1 else aligned_empty((parts, size), dtype),
             np.zeros((parts, len(self.layout), widest), dtype=np.float64), np.zeros(parts, dtype=np.float64),
             np.zeros(parts, dtype=np.int64), np.zeros((parts, widest), dtype=dtype),
             np.zeros((parts, d_in + 1), dtype=np.int64), np.zeros((parts, share), dtype=np.int64),

@@ -43,6 +43,7 @@ class Predictor:
     """
 
     def __init__(self, spec, params: dict, rows: int = 16):
+        from .chain import aligned_empty, aligned_zeros
         from .fastpath import flat_layout
         from .kernels import sparse
 
@@ -57,13 +58,15 @@ class Predictor:
             self.network, self.dtype = spec.network(), np.result_type(*params.values()).type
             self.convnet = ConvnetForward.of(self.network, params, spec.input_shape, rows)
             return
-        self.layout, keys, _, out_size = flat_layout(chain, params, rows)
+        self.layout, keys, size, out_size = flat_layout(chain, params, rows)
         self.dtype = params["dense0.W"].dtype.type
-        self.flat = np.concatenate([params[key].reshape(-1) for key, _, _ in keys]).astype(self.dtype)
-        self.outs = np.empty(out_size, dtype=self.dtype)
+        self.flat = aligned_zeros(size, self.dtype)
+        for key, at, count in keys:
+            self.flat[at : at + count] = params[key].reshape(-1)
+        self.outs = aligned_empty(out_size, self.dtype)
         self.background = normalize(spec, np.zeros((1, spec.inputs)), self.dtype)[0, 0]
         self.mean, self.std = self.dtype(spec.input_mean), self.dtype(spec.input_std)
-        self.xbuf = np.empty((rows, spec.inputs), dtype=self.dtype)
+        self.xbuf = aligned_empty((rows, spec.inputs), self.dtype)
         self.w_sums = np.empty(params["dense0.W"].shape[1], dtype=self.dtype)
         sparse.column_sums(params["dense0.W"], self.w_sums)
 

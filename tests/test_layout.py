@@ -1,0 +1,53 @@
+"""Where the fused kernels' data lies in memory."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinygrad_digits import chain as C
+from tinygrad_digits import fastpath as F
+from tinygrad_digits import model as M
+from tinygrad_digits import optimizers as O
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.lists(st.integers(1, 40), min_size=1, max_size=3), dtype=st.sampled_from([np.float32, np.float64,
+                                                                                         np.int64, np.uint16]))
+def test_aligned_arrays_start_on_a_cache_line_and_are_plain_arrays(shape, dtype):
+    empty, zeros = C.aligned_empty(tuple(shape), dtype), C.aligned_zeros(tuple(shape), dtype)
+    for a in (empty, zeros):
+        assert a.ctypes.data % C.LINE == 0
+        assert a.shape == tuple(shape) and a.dtype == dtype
+        assert a.flags.c_contiguous and a.flags.writeable
+    assert not zeros.any()
+    empty[...] = 7  # the whole array is its own memory
+    assert (empty == 7).all() and not zeros.any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.integers(1, 50), min_size=2, max_size=5), rows=st.integers(1, 20))
+def test_every_block_of_the_flat_layout_starts_on_a_line_and_none_overlap(sizes, rows):
+    params = {f"W{i}": np.zeros((a, b), np.float32) for i, (a, b) in enumerate(zip(sizes, sizes[1:]))}
+    params |= {f"b{i}": np.zeros(b, np.float32) for i, b in enumerate(sizes[1:])}
+    chain = tuple((f"W{i}", f"b{i}", "relu") for i in range(len(sizes) - 1))
+    layout, keys, size, out_size = C.flat_layout(chain, params, rows)
+    spans = sorted((at, at + count) for _, at, count in keys)
+    assert all(at % C.BLOCK == 0 for at, _ in spans)
+    assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:]))
+    assert spans[-1][1] <= size and size % C.BLOCK == 0
+    assert [count for _, _, count in keys] == [params[key].size for key, _, _ in keys]
+    outs = layout[:, 4]
+    assert all(at % C.BLOCK == 0 for at in outs)
+    assert all(a + rows * d <= b for a, d, b in zip(outs, layout[:, 2], [*outs[1:], out_size]))
+
+
+def test_the_fused_steps_buffers_start_on_cache_lines():
+    spec = M.ModelSpec(hidden=(13,), inputs=30, outputs=4)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 30)).astype(np.float32)
+    steps = F.FusedSteps(M.dense_chain(spec), spec.alpha, M.init_params(spec, rng), x, rng.integers(0, 4, 40), 8,
+                         O.OptimizerConfig("adam"))
+    for a in (steps.flat, steps.grads, steps.slot1, steps.slot2, steps.outs, steps.deltas, steps.xbuf):
+        assert a.ctypes.data % C.LINE == 0
