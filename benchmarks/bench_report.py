@@ -84,6 +84,8 @@ def format_report(report: dict) -> str:
     lines.append(
         f"{env.get('cpu_model', 'CPU')}, {env['cpus']} CPUs ({' '.join(env.get('vector_extensions', [])) or '-'}); "
         f"Numba threads {_fmt(env.get('threads'), 'd')}; training kernel: {kernel}"
+        + {True: "; 512-bit vectors (LLVM's 256-bit preference lifted)", False: "; LLVM's vector width",
+           None: ""}[env.get("widened_vectors")]
         + (f" (warm-up's step: {timed})" if timed else "")
     )
     lines.append(

@@ -303,5 +303,6 @@ def run_bench(plan: BenchPlan, splits, log=lambda message: None) -> dict:
     threads = report.get("versions", {}).get("ours", {})
     report["environment"]["threads"] = threads.get("threads")
     report["environment"]["parallel_chosen"] = threads.get("parallel_chosen")
+    report["environment"]["widened_vectors"] = threads.get("widened")
     report["targets"] = check_targets(report)
     return report

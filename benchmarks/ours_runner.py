@@ -73,9 +73,11 @@ class Worker:
         import numba
 
         from tinygrad_digits import warmup
+        from tinygrad_digits.kernels import _vectors
 
         return {"numba": numba.__version__, "blas": blas_info(), "fused": self.F.USE_FUSED,
-                "threads": numba.get_num_threads(), "parallel_chosen": warmup.thread_choice()}
+                "threads": numba.get_num_threads(), "parallel_chosen": warmup.thread_choice(),
+                "widened": _vectors.widened()}
 
     def floor(self, first_inputs=None):
         """The GEMM floor; with ``first_inputs``, the work floor (the first layer that wide)."""

@@ -18,6 +18,11 @@ from ._scipy_blas import load_cython_blas
 
 load_cython_blas()
 
+# Before any kernel compiles or loads: 512-bit vectors wherever the CPU has them (see there).
+from ._vectors import widen_vectors  # noqa: E402 (after the BLAS table)
+
+widen_vectors()
+
 # Numba's OpenMP threads spin after each parallel kernel (GNU OpenMP's default: 300,000 turns)
 # for long enough to take the cores from a BLAS product that follows, measured 4x slower. 10,000
 # turns keep the threads awake between the parallel loops of one kernel (the fused steps ran no

@@ -1,8 +1,9 @@
-"""Where the fused kernels' data lies in memory."""
+"""Where the fused kernels' data lies in memory, and the vector width they are compiled for."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,6 +11,7 @@ from tinygrad_digits import chain as C
 from tinygrad_digits import fastpath as F
 from tinygrad_digits import model as M
 from tinygrad_digits import optimizers as O
+from tinygrad_digits.kernels import _vectors
 
 
 @settings(max_examples=40, deadline=None)
@@ -51,3 +53,45 @@ def test_the_fused_steps_buffers_start_on_cache_lines():
                          O.OptimizerConfig("adam"))
     for a in (steps.flat, steps.grads, steps.slot1, steps.slot2, steps.outs, steps.deltas, steps.xbuf):
         assert a.ctypes.data % C.LINE == 0
+
+
+@pytest.fixture
+def numba_settings(monkeypatch):
+    """Numba's CPU settings as on a machine where the user set none; each test sets the host."""
+    from numba.core import codegen, config
+
+    monkeypatch.delenv("NUMBA_CPU_NAME", raising=False)
+    monkeypatch.delenv("NUMBA_CPU_FEATURES", raising=False)
+    monkeypatch.setattr(config, "CPU_NAME", None)
+    monkeypatch.setattr(config, "CPU_FEATURES", None)
+
+    def host(features: str):
+        monkeypatch.setattr(codegen, "get_host_cpu_features", lambda: features)
+        return config
+
+    return host
+
+
+def test_an_avx512_host_gets_full_width_vectors(numba_settings):
+    config = numba_settings("+avx,+avx2,+avx512f,+fma")
+    assert _vectors.widen_vectors()
+    assert config.CPU_FEATURES == "+avx,+avx2,+avx512f,+fma,-prefer-256-bit"
+    assert _vectors.widened()
+
+
+def test_a_host_without_avx512_keeps_llvms_choice(numba_settings):
+    config = numba_settings("+avx,+avx2,-avx512f,+fma")
+    assert not _vectors.widen_vectors()
+    assert config.CPU_FEATURES is None and not _vectors.widened()
+
+
+@pytest.mark.parametrize("variable", ["NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES"])
+def test_the_users_own_numba_cpu_settings_win(numba_settings, monkeypatch, variable):
+    config = numba_settings("+avx2,+avx512f")
+    monkeypatch.setenv(variable, "haswell" if variable == "NUMBA_CPU_NAME" else "+avx2")
+    assert not _vectors.widen_vectors()
+    assert config.CPU_FEATURES is None
+    monkeypatch.delenv(variable)
+    monkeypatch.setattr(config, "CPU_FEATURES", "+sse2")  # set in Numba's config directly
+    assert not _vectors.widen_vectors()
+    assert config.CPU_FEATURES == "+sse2"
