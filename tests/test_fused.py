@@ -390,6 +390,30 @@ def test_training_keeps_to_the_kernel_that_is_faster_as_it_goes(monkeypatch, par
         np.testing.assert_array_equal(params[key], alone[1][key])
 
 
+def test_the_first_step_after_a_change_of_kernel_is_not_timed(monkeypatch):
+    """That step pays for the change (threads woken, data moved between the cores' caches): timed,
+    it would make every short run of the other kernel look slow (here 12 units on top, against 1 a
+    step in parallel and 2 in one thread) and keep the trainer on the slower kernel."""
+    spec = M.ModelSpec(hidden=(16,), inputs=INPUTS, outputs=OUTPUTS)
+    clock, used = {"now": 0.0}, []
+    original = F.FusedSteps.steps
+
+    def steps(self, order, first, last, rates, parallel=None):
+        changed = bool(used) and used[-1][0] != parallel
+        used.append((parallel, last - first))
+        clock["now"] += (1.0 if parallel else 2.0) * (last - first) + (12.0 if changed else 0.0)
+        return original(self, order, first, last, rates, parallel)
+
+    monkeypatch.setattr(F.FusedSteps, "steps", steps)
+    monkeypatch.setattr(F, "_clock", lambda: clock["now"])
+    monkeypatch.setattr(F, "_CHUNK_WORK", 1.1e5)
+    run(monkeypatch, "auto", spec, O.OptimizerConfig("adam", total_steps=40), epochs=4, n=600)
+    chunks = [p for p, count in used if count > F.PROBE_STEPS]
+    assert False in [p for p, _ in used] and chunks[-1] is True and chunks.count(True) >= len(chunks) - 1
+    changes = [count for (before, _), (now, count) in zip(used[1:], used[2:]) if now != before]
+    assert changes and all(count == 1 for count in changes)  # after both kernels' first runs
+
+
 def test_softmax_regression_takes_the_fused_path_and_agrees(rng, monkeypatch):
     """--hidden none: one dense layer, fused, the general path's parameters to float32 rounding;
     a convnet never takes the fused path."""

@@ -9,19 +9,23 @@ children's parameters. A run here gives the general path's parameters to float32
 The steps run in kernels/steps.train_steps, in this thread, or in
 kernels/steps.train_steps_parallel, split over Numba's threads. Where there are at least two
 threads and the batch gives each two rows or more, a step is split into ``parts = threads`` parts
-either way (BLAS held to one thread by threadpoolctl), so the two kernels do the same arithmetic
-to the bit and the trainer may take whichever is faster at the moment: it starts with the one
-warm-up found faster on this machine (warmup.thread_choice), times every chunk of steps, runs a
-few steps of the other kernel now and then, and keeps the faster by the medians of each kernel's
-last WINDOW runs (the parallel one only while it wins by PARALLEL_MARGIN): on a shared host a
-core slows down and recovers within tenths of a second, and one slow chunk must not send the
-trainer to the slower kernel for long. The runs of the other kernel come every 2 chunks at
-first, and half as often each time one of them confirms the kernel in use, down to one in 64
-(PROBE_EVERY), and again every 2 chunks after the kernel in use lost its place: a run of a kernel
-that another process's load makes slow costs little. A parallel step waits at two barriers for every thread,
-and a thread whose core another process has taken stalls it: the one-thread kernel never waits. USE_PARALLEL = True or False forces either (False: one
-part, the general path's arithmetic to the bit with a dense first layer). The first layer reads a CSR copy of the training set
-(kernels/sparse.py) when at least SPARSE_MIN_BACKGROUND of its inputs hold the background value.
+either way (BLAS held to one thread by threadpoolctl), so the two kernels do the same arithmetic to
+the bit and the trainer may take whichever is faster at the moment: it starts with the one warm-up
+found faster on this machine (warmup.thread_choice), times every chunk of steps, runs a few steps
+of the other kernel now and then, and keeps the faster by the medians of each kernel's last WINDOW
+runs (the parallel one only while it wins by PARALLEL_MARGIN): on a shared host a core slows down
+and recovers within tenths of a second, and one slow chunk must not send the trainer to the slower
+kernel for long. The runs of the other kernel come every 2 chunks at first, and half as often each
+time one of them confirms the kernel in use, down to one in 64 (PROBE_EVERY), and again every 2
+chunks after the kernel in use lost its place: a run of a kernel that another process's load makes
+slow costs little. The first step after a change of kernel wakes threads and moves data between the
+cores' caches: it is not timed (on a Xeon it made short runs of the parallel kernel read 650-700 us
+a step, long ones 450-500, and a run stayed in one thread, 0.19 s an epoch against the parallel
+kernel's 0.17). A parallel step waits at two barriers for every thread, and a thread whose core
+another process has taken stalls it: the one-thread kernel never waits. USE_PARALLEL = True or
+False forces either (False: one part, the general path's arithmetic to the bit with a dense first
+layer). The first layer reads a CSR copy of the training set (kernels/sparse.py) when at least
+SPARSE_MIN_BACKGROUND of its inputs hold the background value.
 """
 
 from __future__ import annotations
@@ -123,7 +127,7 @@ class FusedSteps:
         self.adaptive = mode is None and parts > 1
         self.parallel = parts > 1 and (mode is True or (mode is None and _recorded_choice() is not False))
         self.times = {True: deque(maxlen=WINDOW), False: deque(maxlen=WINDOW)}  # s per step of recent runs
-        self._loaded, self._chunks = set(), 0
+        self._loaded, self._chunks, self._ran = set(), 0, None  # _ran: the kernel of the last run
         self._every, self._probe_at = PROBE_EVERY[0], PROBE_EVERY[0]
         sparse = USE_SPARSE and x.shape[1] <= _sparse.MAX_COLUMNS
         background, count = _background(x) if sparse else (0, 0)  # two passes over x: only if used
@@ -224,6 +228,22 @@ class FusedSteps:
                 return
             self._probe_at = self._chunks + self._every
 
+    def _run(self, order, state, tally, on_batch, steps: int, first: int, last: int, parallel: bool):
+        """Steps first .. last - 1 of the epoch (of ``steps``) through one kernel, the params and
+        tally synced after; returns (steps reached, seconds in the kernel, the failed step or -1)."""
+        rates = self._learning_rates(state["step"], last - first)
+        started = _clock()
+        failed = self.steps(order, first, last, rates, parallel)
+        elapsed = _clock() - started
+        self.sync(tally)
+        reached = int(self.progress[_steps.STEPS_DONE])
+        state["step"] += reached - first
+        if on_batch is not None:
+            for step in range(first, reached):
+                on_batch(step + 1, steps)
+        self._ran = parallel
+        return reached, elapsed, failed
+
     def run_epoch(self, order, state, tally, on_batch):
         """One epoch in chunks of steps; on_batch calls come after each chunk. Returns None, or
         (step, loss) for the first step whose loss was not finite (that step is not applied)."""
@@ -232,21 +252,18 @@ class FusedSteps:
         done = 0
         while done < steps:
             parallel, most = self._plan()
-            last = min(steps, done + most)
-            rates = self._learning_rates(state["step"], last - done)
-            started = _clock()
-            failed = self.steps(order, done, last, rates, parallel)
-            elapsed = _clock() - started
-            self.sync(tally)
-            reached = int(self.progress[_steps.STEPS_DONE])
-            self._timed(parallel, reached - done, elapsed)
-            state["step"] += reached - done
-            if on_batch is not None:
-                for step in range(done, reached):
-                    on_batch(step + 1, steps)
+            failed = -1
+            if self.adaptive and parallel != self._ran and parallel in self._loaded and steps - done > 1:
+                # a change of kernel: its first step wakes the threads and moves the data between the
+                # cores' caches, a cost of the change and not of the kernel, so it is not timed
+                done, _, failed = self._run(order, state, tally, on_batch, steps, done, done + 1, parallel)
+            if failed < 0:
+                reached, elapsed, failed = self._run(order, state, tally, on_batch, steps, done,
+                                                     min(steps, done + most), parallel)
+                self._timed(parallel, reached - done, elapsed)
+                done = reached
             if failed >= 0:
                 return failed, float(self.progress[_steps.LAST_LOSS])
-            done = reached
         return None
 
 
