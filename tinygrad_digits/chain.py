@@ -3,7 +3,8 @@ layer lies in the kernels' flat buffers.
 
 A chain is a tuple of ``(weight key, bias key, activation name)``, one per dense layer, with one
 leaky_relu ``alpha`` for all (``dense_chain``); ``flat_layout`` places it in flat arrays, which
-``aligned_empty`` allocates on cache lines.
+``aligned_empty`` allocates on cache lines. ``background_of`` finds the value that most of the
+first layer's inputs hold, which a sparse first layer skips.
 """
 
 from __future__ import annotations
@@ -81,3 +82,19 @@ def aligned_zeros(shape, dtype) -> np.ndarray:
     out = aligned_empty(shape, dtype)
     out[...] = 0
     return out
+
+
+def background_of(x: np.ndarray):
+    """The likely background value of inputs x (n, d), and how many inputs hold it: of the two
+    candidates, the minimum (a blank pixel of dark-background images, normalized) and the first
+    input's first value (an image's corner), the more frequent."""
+    if x.size == 0:
+        return x.dtype.type(0), 0
+    rows = max(1, (1 << 20) // max(1, x.shape[1]))  # a block of rows at a time: no x-sized temporary
+
+    def count(value) -> int:
+        return sum(int(np.count_nonzero(x[i : i + rows] == value)) for i in range(0, len(x), rows))
+
+    counts = [(count(value), value) for value in (x.min(), x.flat[0])]
+    count_, value = max(counts, key=lambda c: c[0])
+    return value, count_

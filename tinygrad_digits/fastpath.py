@@ -39,7 +39,7 @@ import numpy as np
 
 from . import optimizers as O
 from .chain import ACTIVATION_CODES, dense_chain, flat_layout  # noqa: F401 (the fused path's reading of a model)
-from .chain import aligned_empty, aligned_zeros
+from .chain import aligned_empty, aligned_zeros, background_of
 from .kernels import fused as _fused
 from .kernels import sparse as _sparse
 from .kernels import steps as _steps
@@ -130,7 +130,7 @@ class FusedSteps:
         self._loaded, self._chunks, self._ran = set(), 0, None  # _ran: the kernel of the last run
         self._every, self._probe_at = PROBE_EVERY[0], PROBE_EVERY[0]
         sparse = USE_SPARSE and x.shape[1] <= _sparse.MAX_COLUMNS
-        background, count = _background(x) if sparse else (0, 0)  # two passes over x: only if used
+        background, count = background_of(x) if sparse else (0, 0)  # two passes over x: only if used
         self.background = dtype.type(background)
         self.sparse = sparse and count >= SPARSE_MIN_BACKGROUND * x.size > 0
         if self.sparse:  # the kernels read the CSR copy only: x itself is not kept
@@ -291,19 +291,3 @@ def _blas_limiter(batch_size: int):
 
     blas = ThreadpoolController().select(user_api="blas")
     return blas if blas.lib_controllers else None
-
-
-def _background(x: np.ndarray):
-    """The likely background value of inputs x (n, d), and how many inputs hold it: of the two
-    candidates, the minimum (a blank pixel of dark-background images, normalized) and the first
-    input's first value (an image's corner), the more frequent."""
-    if x.size == 0:
-        return x.dtype.type(0), 0
-    rows = max(1, (1 << 20) // max(1, x.shape[1]))  # a block of rows at a time: no x-sized temporary
-
-    def count(value) -> int:
-        return sum(int(np.count_nonzero(x[i : i + rows] == value)) for i in range(0, len(x), rows))
-
-    counts = [(count(value), value) for value in (x.min(), x.flat[0])]
-    count_, value = max(counts, key=lambda c: c[0])
-    return value, count_
