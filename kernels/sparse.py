@@ -94,86 +94,97 @@ def _prefetch_row(indptr, indices, values, r):
 
 
 @kernel
-def sparse_forward(indptr, indices, values, rows, background, w, w_sums, y):
-    """y (r, m) = x[rows] @ w for w (d, m); w_sums (m,) must hold colsum(w) when background != 0.
-    The rows' entries are asked for AHEAD rows before they are read: a batch's rows lie anywhere
-    in the training set."""
-    m = w.shape[1]
+def _entry_at(indptr, indices, r, k):
+    """The place of row r's first entry whose column is k or more (a row's columns ascend), by a
+    bisection without branches on the data (a select): a branch per halving would be mispredicted
+    half the time."""
+    base, n = indptr[r], indptr[r + 1] - indptr[r]
+    if n == 0:
+        return base
+    while n > 1:
+        half = n // 2
+        base = base + half if indices[base + half] < k else base
+        n -= half
+    return base + 1 if indices[base] < k else base
+
+
+@kernel
+def _span(indptr, indices, r, first, last, d):
+    """Row r's entries in columns first .. last - 1 of d: the range of their places."""
+    lo = indptr[r] if first == 0 else _entry_at(indptr, indices, r, first)
+    hi = indptr[r + 1] if last == d else _entry_at(indptr, indices, r, last)
+    return lo, hi
+
+
+@kernel
+def sparse_forward(indptr, indices, values, rows, first, last, w, y, spans):
+    """y (r, m) = s[rows][:, first:last] @ w[first:last] for w (d, m): the products of x[rows]'s
+    non-background entries in columns first .. last - 1 (module doc: add background * colsum(w)
+    for x @ w). Rows block [first, last) of w is all it reads, so threads that each own a block of
+    w's rows share the product without moving them. The rows' entries are asked for AHEAD rows
+    before they are read: a batch's rows lie anywhere in the training set. Row i's entries in
+    those columns are values[spans[i, 0]:spans[i, 1]] (spans (r, 2) int64, written here)."""
+    m, d = w.shape[1], w.shape[0]
     for i in range(min(AHEAD, rows.size)):
         _prefetch_row(indptr, indices, values, rows[i])
     for i in range(rows.size):
         if i + AHEAD < rows.size:
             _prefetch_row(indptr, indices, values, rows[i + AHEAD])
         for j in range(m):
-            y[i, j] = background * w_sums[j] if background != 0 else 0.0
-        r = rows[i]
-        _add_rows(y, i, values, indices, indptr[r], indptr[r + 1], w)
+            y[i, j] = 0.0
+        lo, hi = _span(indptr, indices, rows[i], first, last, d)
+        spans[i, 0], spans[i, 1] = lo, hi
+        _add_rows(y, i, values, indices, lo, hi, w)
 
 
 @kernel
-def csc_entries(indptr, indices, values, rows, row0, c_ptr, c_rows, c_values):
-    """The entries of x[rows] regrouped by column (CSC), for csc_weight_grad: column k's entries
-    are c_ptr[k]:c_ptr[k + 1] of c_rows (int64: their rows' places in the batch, i + row0) and
-    c_values, for c_ptr (d + 1,) int64 and c_rows, c_values at least as long as the entries."""
-    d = c_ptr.size - 1
+def csc_entries(indices, values, spans, first, last, c_ptr, c_rows, c_values):
+    """The entries of rows' spans (sparse_forward's) in columns first .. last - 1, regrouped by
+    column (CSC) for csc_weight_grad: column first + k's entries are c_ptr[k]:c_ptr[k + 1] of
+    c_rows (int64: their rows' places in the batch) and c_values, in the rows' order; c_ptr
+    (last - first + 1,) int64, c_rows and c_values at least as long as the entries."""
     c_ptr[:] = 0
-    for i in range(rows.size):
-        r = rows[i]
-        for p in range(indptr[r], indptr[r + 1]):
-            c_ptr[indices[p] + 1] += 1
-    for k in range(d):
+    for i in range(spans.shape[0]):
+        for p in range(spans[i, 0], spans[i, 1]):
+            c_ptr[indices[p] - first + 1] += 1
+    for k in range(last - first):
         c_ptr[k + 1] += c_ptr[k]
-    for i in range(rows.size):
-        r = rows[i]
-        for p in range(indptr[r], indptr[r + 1]):
-            k = indices[p]
+    for i in range(spans.shape[0]):
+        for p in range(spans[i, 0], spans[i, 1]):
+            k = indices[p] - first
             at = c_ptr[k]
-            c_rows[at] = i + row0
+            c_rows[at] = i
             c_values[at] = values[p]
             c_ptr[k] = at + 1
-    for k in range(d - 1, 0, -1):  # the fill moved each column's start to the next one's
+    for k in range(last - first, 0, -1):  # the fill moved each column's start to the next one's
         c_ptr[k] = c_ptr[k - 1]
     c_ptr[0] = 0
 
 
 @kernel
-def csc_weight_grad(c_ptr, c_rows, c_values, count, first, dz, background, dz_sums, dw, m_rows, m_values):
-    """dw (c, m) = rows first .. first + c of x.T @ dz, for the batch's dz (rows, m), from the CSC
-    entries (csc_entries) of ``count`` groups of the batch's rows (c_ptr, c_rows and c_values with a
-    leading axis of groups); dz_sums (m,) must hold colsum(dz) when background != 0. A block of
-    dw's rows lets threads share the product by columns of x.
-
-    A column's entries from several groups are first merged, in the groups' order, into m_rows
-    (int64) and m_values (scratch, at least as long as the batch), so that one pass of _add_rows
-    takes them eight at a time whatever the number of groups; one group's are read where they are
-    (the same sums, without the copy: 10% less time)."""
+def csc_weight_grad(c_ptr, c_rows, c_values, dz, background, dz_sums, dw):
+    """dw (c, m) = the block of x[rows].T @ dz whose CSC entries csc_entries gave (c columns),
+    for the batch's dz (rows, m); dz_sums (m,) must hold colsum(dz) when background != 0. Each
+    row of dw adds up its column's entries eight at a time where it stays (_add_rows)."""
     m = dw.shape[1]
     for k in range(dw.shape[0]):
         for j in range(m):
             dw[k, j] = background * dz_sums[j] if background != 0 else 0.0
-        col = first + k
-        if count == 1:
-            _add_rows(dw, k, c_values[0], c_rows[0], c_ptr[0, col], c_ptr[0, col + 1], dz)
-            continue
-        n = 0
-        for q in range(count):
-            for p in range(c_ptr[q, col], c_ptr[q, col + 1]):
-                m_rows[n] = c_rows[q, p]
-                m_values[n] = c_values[q, p]
-                n += 1
-        _add_rows(dw, k, m_values, m_rows, 0, n, dz)
+        _add_rows(dw, k, c_values, c_rows, c_ptr[k], c_ptr[k + 1], dz)
 
 
 @kernel
-def sparse_weight_grad(indptr, indices, values, rows, background, dz, dz_sums, first, dw, c_ptr, c_rows,
-                       c_values):
-    """dw (c, m) = rows first .. first + c of x[rows].T @ dz, for dz (r, m), through one group of
-    CSC entries: c_ptr (d + 1,) int64, c_rows int64 and c_values as long as the rows' entries
-    (scratch); dz_sums (m,) must hold colsum(dz) when background != 0."""
-    csc_entries(indptr, indices, values, rows, 0, c_ptr, c_rows, c_values)
-    csc_weight_grad(c_ptr.reshape((1, c_ptr.size)), c_rows.reshape((1, c_rows.size)),
-                    c_values.reshape((1, c_values.size)), 1, first, dz, background, dz_sums, dw,
-                    np.empty(rows.size, np.int64), np.empty(rows.size, dz.dtype))
+def sparse_weight_grad(indptr, indices, values, rows, first, last, d, dz, background, dz_sums, dw, c_ptr,
+                       c_rows, c_values):
+    """dw (last - first, m) = rows first .. last - 1 of x[rows].T @ dz for x (n, d), dz (r, m),
+    through the CSC entries of those columns: c_ptr (last - first + 1,) int64, c_rows int64 and
+    c_values as long as the rows' entries (scratch); dz_sums (m,) must hold colsum(dz) when
+    background != 0."""
+    spans = np.empty((rows.size, 2), np.int64)
+    for i in range(rows.size):
+        spans[i, 0], spans[i, 1] = _span(indptr, indices, rows[i], first, last, d)
+    csc_entries(indices, values, spans, first, last, c_ptr, c_rows, c_values)
+    csc_weight_grad(c_ptr, c_rows, c_values, dz, background, dz_sums, dw)
 
 
 @kernel

@@ -55,6 +55,30 @@ def test_the_fused_steps_buffers_start_on_cache_lines():
         assert a.ctypes.data % C.LINE == 0
 
 
+@settings(max_examples=60, deadline=None)
+@given(counts=st.lists(st.integers(0, 30), min_size=1, max_size=40), parts=st.integers(1, 4))
+def test_the_parts_blocks_of_rows_cover_the_columns_and_share_their_entries(counts, parts):
+    d = len(counts)
+    indices = np.repeat(np.arange(d), counts).astype(np.uint16)
+    blocks = C.row_blocks(indices, d, parts)
+    assert blocks.dtype == np.int64 and blocks.shape == (parts + 1,)
+    assert blocks[0] == 0 and blocks[-1] == d and np.all(np.diff(blocks) >= 0)
+    shares = [sum(counts[a:b]) for a, b in zip(blocks, blocks[1:])]
+    if sum(counts) == 0:
+        assert all(b - a in (d // parts, -(-d // parts)) for a, b in zip(blocks, blocks[1:]))
+    else:  # each block is within one column of its even share of the entries
+        assert max(shares) - min(shares) <= 2 * max(counts)
+
+
+def test_mnist_blocks_hold_even_shares_of_its_ink(mnist_splits):
+    indices = np.nonzero(mnist_splits.x_train[:5000] > mnist_splits.x_train.min())[1].astype(np.uint16)
+    blocks = C.row_blocks(indices, 784, 2)
+    counts = np.bincount(indices, minlength=784)
+    upper, lower = counts[: blocks[1]].sum(), counts[blocks[1] :].sum()
+    assert abs(int(upper) - int(lower)) <= 2 * counts.max()  # within a column of even
+    assert blocks[1] > 392  # the lower half of a digit holds more ink than its upper half
+
+
 @pytest.fixture
 def numba_settings(monkeypatch):
     """Numba's CPU settings as on a machine where the user set none; each test sets the host."""

@@ -48,17 +48,46 @@ def test_csr_rows_hold_exactly_the_non_background_entries(seed, n, d, m, backgro
     assert indptr[-1] == np.count_nonzero(x != background)
 
 
+def column_block(d: int, data) -> tuple[int, int]:
+    first = data.draw(st.integers(0, d))
+    return first, data.draw(st.integers(first, d))
+
+
 @settings(max_examples=60, deadline=None)
 @given(**CASES, data=st.data())
-def test_sparse_forward_is_the_dense_product(seed, n, d, m, background, fraction, data):
+def test_sparse_forward_is_the_dense_product_of_a_block_of_columns(seed, n, d, m, background, fraction, data):
     x = inputs(seed, n, d, background, fraction)
     rows = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=2 * n)), np.int64)
     w = np.random.default_rng(seed + 1).normal(0, 1, (d, m))
-    w_sums = np.empty(m)
-    sparse.column_sums(w, w_sums)
-    y = np.full((len(rows), m), np.nan)
-    sparse.sparse_forward(*sparse.csr_rows(x, background), rows, background, w, w_sums, y)
-    np.testing.assert_allclose(y, x[rows] @ w, rtol=1e-10, atol=1e-10)
+    csr = sparse.csr_rows(x, background)
+    for first, last in ((0, d), column_block(d, data)):
+        y, spans = np.full((len(rows), m), np.nan), np.full((len(rows), 2), -1, np.int64)
+        sparse.sparse_forward(*csr, rows, first, last, w, y, spans)
+        block = x[rows][:, first:last]
+        np.testing.assert_allclose(y + background * w[first:last].sum(axis=0), block @ w[first:last],
+                                   rtol=1e-10, atol=1e-10)
+        for i, r in enumerate(rows):  # the spans hold exactly the row's entries in those columns
+            cols = csr[1][spans[i, 0] : spans[i, 1]]
+            assert spans[i, 0] >= csr[0][r] and spans[i, 1] <= csr[0][r + 1]
+            assert cols.tolist() == [k for k in range(first, last) if x[r, k] != background]
+
+
+@settings(max_examples=60, deadline=None)
+@given(**CASES, blocks=st.integers(1, 4), data=st.data())
+def test_the_blocks_products_add_up_to_the_dense_product(seed, n, d, m, background, fraction, blocks, data):
+    """A thread's share of the forward product: its block of w's rows, over the whole batch."""
+    x = inputs(seed, n, d, background, fraction)
+    rows = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=2 * n)), np.int64)
+    w = np.random.default_rng(seed + 1).normal(0, 1, (d, m))
+    bounds = sorted(data.draw(st.lists(st.integers(0, d), min_size=blocks - 1, max_size=blocks - 1)))
+    bounds = [0, *bounds, d]
+    total = background * w.sum(axis=0) + np.zeros((len(rows), m))
+    for first, last in zip(bounds, bounds[1:]):
+        y = np.full((len(rows), m), np.nan)
+        sparse.sparse_forward(*sparse.csr_rows(x, background), rows, first, last, w, y,
+                              np.zeros((len(rows), 2), np.int64))
+        total += y
+    np.testing.assert_allclose(total, x[rows] @ w, rtol=1e-10, atol=1e-10)
 
 
 @settings(max_examples=60, deadline=None)
@@ -68,31 +97,33 @@ def test_sparse_weight_grad_is_the_dense_product(seed, n, d, m, background, frac
     rows = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=2 * n)), np.int64)
     dz = np.random.default_rng(seed + 2).normal(0, 1, (len(rows), m))
     expected = x[rows].T @ dz
-    # the whole of dw, and a block of its rows (a thread's share)
-    first = data.draw(st.integers(0, d))
-    last = data.draw(st.integers(first, d))
-    for lo, hi in ((0, d), (first, last)):
+    csr = sparse.csr_rows(x, background)
+    whole = None
+    for lo, hi in ((0, d), column_block(d, data)):  # the whole of dw, and a block of its rows
         dw = np.full((hi - lo, m), np.nan)
-        sparse.sparse_weight_grad(*sparse.csr_rows(x, background), rows, background, dz, dz.sum(axis=0), lo, dw,
+        sparse.sparse_weight_grad(*csr, rows, lo, hi, d, dz, background, dz.sum(axis=0), dw,
                                   *csc_scratch(len(rows), d, np.float64))
         np.testing.assert_allclose(dw, expected[lo:hi], rtol=1e-10, atol=1e-10)
+        whole = dw if whole is None else whole
+        assert dw.tobytes() == whole[lo:hi].tobytes()  # a row of dw adds up its column alone
 
 
 def test_float32_mnist_like_rows_agree_with_blas_to_float32_rounding(rng):
-    """The training dtype on an MNIST-like input (81% background at -0.424)."""
+    """The training dtype on an MNIST-like input (81% background at -0.424), in two blocks."""
     x = inputs(5, 300, 784, -0.424, 0.81, np.float32)
     rows = rng.permutation(300)[:128].astype(np.int64)
     csr = sparse.csr_rows(x, np.float32(-0.424))
     w = rng.normal(0, 0.05, (784, 128)).astype(np.float32)
-    w_sums = np.empty(128, np.float32)
-    sparse.column_sums(w, w_sums)
-    y = np.empty((128, 128), np.float32)
-    sparse.sparse_forward(*csr, rows, np.float32(-0.424), w, w_sums, y)
+    y = np.float32(-0.424) * w.sum(axis=0, dtype=np.float32) + np.zeros((128, 128), np.float32)
+    for first, last in ((0, 406), (406, 784)):
+        part = np.empty((128, 128), np.float32)
+        sparse.sparse_forward(*csr, rows, first, last, w, part, np.zeros((128, 2), np.int64))
+        y += part
     exact = x[rows].astype(np.float64) @ w.astype(np.float64)
     assert np.abs(y - exact).max() <= 1e-5 * np.abs(exact).max()
     dz = rng.normal(0, 1, (128, 128)).astype(np.float32)
     dw = np.empty((784, 128), np.float32)
-    sparse.sparse_weight_grad(*csr, rows, np.float32(-0.424), dz, dz.sum(axis=0), 0, dw,
+    sparse.sparse_weight_grad(*csr, rows, 0, 784, 784, dz, np.float32(-0.424), dz.sum(axis=0), dw,
                               *csc_scratch(128, 784, np.float32))
     exact = x[rows].T.astype(np.float64) @ dz.astype(np.float64)
     assert np.abs(dw - exact).max() <= 1e-5 * np.abs(exact).max()
@@ -127,30 +158,3 @@ def test_a_prefetch_changes_no_value():
         before, out = a.copy(), np.zeros_like(a)
         read_after_asking(a, out)
         assert np.array_equal(out, before) and np.array_equal(a, before)
-
-
-@settings(max_examples=40, deadline=None)
-@given(**CASES, groups=st.integers(1, 4), data=st.data())
-def test_the_weight_gradient_from_groups_of_rows_is_the_dense_product_and_one_groups_bytes(
-        seed, n, d, m, background, fraction, groups, data):
-    x = inputs(seed, n, d, background, fraction)
-    drawn = data.draw(st.lists(st.integers(0, n - 1), min_size=groups, max_size=2 * n + groups))
-    rows = np.array(drawn, np.int64)
-    dz = np.random.default_rng(seed + 3).normal(0, 1, (len(rows), m))
-    csr = sparse.csr_rows(x, background)
-
-    def weight_grad(count):
-        bounds = [len(rows) * g // count for g in range(count + 1)]
-        scratch = csc_scratch(len(rows), d, np.float64)
-        c_ptr, c_rows, c_values = (np.zeros((count, a.size), a.dtype) for a in scratch)
-        for g in range(count):
-            group = rows[bounds[g] : bounds[g + 1]]
-            sparse.csc_entries(*csr, group, bounds[g], c_ptr[g], c_rows[g], c_values[g])
-        dw = np.full((d, m), np.nan)
-        sparse.csc_weight_grad(c_ptr, c_rows, c_values, count, 0, dz, background, dz.sum(axis=0), dw,
-                               np.zeros(len(rows), np.int64), np.zeros(len(rows)))
-        return dw
-
-    merged, alone = weight_grad(groups), weight_grad(1)
-    np.testing.assert_allclose(merged, x[rows].T @ dz, rtol=1e-10, atol=1e-10)
-    assert merged.tobytes() == alone.tobytes()  # the groups' entries are merged in the rows' order

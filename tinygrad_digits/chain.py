@@ -98,3 +98,15 @@ def background_of(x: np.ndarray):
     counts = [(count(value), value) for value in (x.min(), x.flat[0])]
     count_, value = max(counts, key=lambda c: c[0])
     return value, count_
+
+
+def row_blocks(indices: np.ndarray, d_in: int, parts: int) -> np.ndarray:
+    """Bounds (parts + 1,) int64 of the parts' blocks of a sparse first layer's W rows, for the
+    column ``indices`` of the training set's entries: each block's columns hold about the same
+    share of the entries, so the parts' products take about as long (MNIST's lower half holds 11%
+    more ink than its upper half)."""
+    ends = np.cumsum(np.bincount(indices, minlength=d_in))
+    if d_in == 0 or ends[-1] == 0:  # no entries: blocks of equal size
+        return np.array([d_in * t // parts for t in range(parts + 1)], dtype=np.int64)
+    inner = [int(np.searchsorted(ends, ends[-1] * t / parts)) + 1 for t in range(1, parts)]
+    return np.minimum(np.array([0, *inner, d_in], dtype=np.int64), d_in)

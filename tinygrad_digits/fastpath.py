@@ -39,7 +39,7 @@ import numpy as np
 
 from . import optimizers as O
 from .chain import ACTIVATION_CODES, dense_chain, flat_layout  # noqa: F401 (the fused path's reading of a model)
-from .chain import aligned_empty, aligned_zeros, background_of
+from .chain import aligned_empty, aligned_zeros, background_of, row_blocks
 from .kernels import fused as _fused
 from .kernels import sparse as _sparse
 from .kernels import steps as _steps
@@ -138,7 +138,8 @@ class FusedSteps:
         else:
             csr = (np.zeros(1, np.int64), np.zeros(0, np.uint16), np.zeros(0, dtype))
         widest = int(self.layout[:, 2].max())
-        share = -(-batch // parts) * d_in if self.sparse else 0  # a part's rows' first-layer entries
+        first_products = batch * int(self.layout[0, 2]) if self.sparse else 0  # x @ a part's block of W0
+        entries = batch * d_in if self.sparse else 0  # the most a batch has in a part's columns
         self.data = _steps.TrainingSet(x, self.y, self.sparse, *csr, self.background)
         self.net = _steps.Network(self.flat, self.layout, self.alpha)
         self.opt = _steps.Optimizer(_RULES[optimizer.name], hyper, self.slot1, self.slot2)
@@ -147,9 +148,10 @@ class FusedSteps:
             self.grads[None] if parts == 1 else aligned_empty((parts, size), dtype),
             np.zeros((parts, len(self.layout), widest), dtype=np.float64), np.zeros(parts, dtype=np.float64),
             np.zeros(parts, dtype=np.int64), np.zeros((parts, widest), dtype=dtype),
-            np.zeros((parts, d_in + 1), dtype=np.int64), np.zeros((parts, share), dtype=np.int64),
-            np.zeros((parts, share), dtype=dtype), np.zeros((parts, batch if self.sparse else 0), dtype=np.int64),
-            np.zeros((parts, batch if self.sparse else 0), dtype=dtype))
+            aligned_zeros((parts, first_products), dtype), row_blocks(csr[1], d_in, parts),
+            np.zeros((parts, d_in + 1), dtype=np.int64), np.zeros((parts, entries), dtype=np.int64),
+            np.zeros((parts, entries), dtype=dtype),
+            np.zeros((parts, batch if self.sparse else 0, 2), dtype=np.int64))
         self.pack()
 
     def pack(self) -> None:
