@@ -19,6 +19,7 @@ ACTIVATION_CODES = {IDENTITY_NAME: IDENTITY, "relu": RELU, "leaky_relu": LEAKY_R
                     "tanh": TANH}
 LINE = 64  # bytes in a cache line
 BLOCK = 16  # elements: flat_layout starts every block at a multiple (a line of float32)
+CHUNK = 1 << 16  # entries that row_blocks counts at a time
 
 
 def dense_chain(model):
@@ -105,7 +106,10 @@ def row_blocks(indices: np.ndarray, d_in: int, parts: int) -> np.ndarray:
     column ``indices`` of the training set's entries: each block's columns hold about the same
     share of the entries, so the parts' products take about as long (MNIST's lower half holds 11%
     more ink than its upper half)."""
-    ends = np.cumsum(np.bincount(indices, minlength=d_in))
+    counts = np.zeros(d_in, dtype=np.int64)
+    for at in range(0, len(indices), CHUNK):  # bincount makes an int64 copy: a chunk at a time
+        counts += np.bincount(indices[at : at + CHUNK], minlength=d_in)
+    ends = np.cumsum(counts)
     if d_in == 0 or ends[-1] == 0:  # no entries: blocks of equal size
         return np.array([d_in * t // parts for t in range(parts + 1)], dtype=np.int64)
     inner = [int(np.searchsorted(ends, ends[-1] * t / parts)) + 1 for t in range(1, parts)]
