@@ -12,19 +12,17 @@ threads and the batch gives each two rows or more, a step is split into ``parts 
 either way (BLAS held to one thread by threadpoolctl), so the two kernels do the same arithmetic to
 the bit and the trainer may take whichever is faster at the moment: it starts with the one warm-up
 found faster on this machine (warmup.thread_choice), times every chunk of steps, runs a few steps
-of the other kernel now and then, and keeps the faster by the medians of each kernel's last WINDOW
-runs (the parallel one only while it wins by PARALLEL_MARGIN): on a shared host a core slows down
-and recovers within tenths of a second, and one slow chunk must not send the trainer to the slower
-kernel for long. The runs of the other kernel come every 2 chunks at first, and half as often each
-time one of them confirms the kernel in use, down to one in 64 (PROBE_EVERY), and again every 2
-chunks after the kernel in use lost its place: a run of a kernel that another process's load makes
-slow costs little. The first step after a change of kernel wakes threads and moves data between the
-cores' caches: it is not timed (on a Xeon it made short runs of the parallel kernel read 650-700 us
-a step, long ones 450-500, and a run stayed in one thread, 0.19 s an epoch against the parallel
-kernel's 0.17). A parallel step waits at two barriers for every thread, and a thread whose core
-another process has taken stalls it: the one-thread kernel never waits. USE_PARALLEL = True or
-False forces either (False: one part, the general path's arithmetic to the bit with a dense first
-layer). The first layer reads a CSR copy of the training set (kernels/sparse.py) when at least
+of the other kernel now and then, and keeps the faster by the ratio of the two kernels' times in
+runs side by side (thread_choice.PairedChoice; the parallel one only while it wins by
+PARALLEL_MARGIN): on a shared host a core slows down and recovers within tenths of a second, and
+the whole machine's speed changes by half within minutes, so one slow chunk must not send the
+trainer to the slower kernel, nor may times taken minutes apart be compared. The first step after
+a change of kernel wakes threads and moves data between the cores' caches: it is not timed (on a
+Xeon it made short runs of the parallel kernel read 650-700 us a step, long ones 450-500, and a
+run stayed in one thread, 0.19 s an epoch against the parallel kernel's 0.17). A parallel step
+waits at two barriers for every thread, and a thread whose core another process has taken stalls
+it: the one-thread kernel never waits. USE_PARALLEL = True or False forces either (False: one
+part, the general path's arithmetic to the bit with a dense first layer). The first layer reads a CSR copy of the training set (kernels/sparse.py) when at least
 SPARSE_MIN_BACKGROUND of its inputs hold the background value.
 """
 
@@ -33,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections import deque
 
 import numpy as np
 
@@ -43,7 +40,7 @@ from .chain import aligned_empty, aligned_zeros, background_of, row_blocks
 from .kernels import fused as _fused
 from .kernels import sparse as _sparse
 from .kernels import steps as _steps
-from .thread_choice import WINDOW, lower_median  # a kernel's figure: the median of its last WINDOW runs
+from .thread_choice import PairedChoice
 
 USE_FUSED = True  # False forces the general path (tests and benchmarks compare the two)
 USE_PARALLEL = None  # None: as warm-up measured (module doc); True / False force the parallel / one-thread kernel
@@ -126,9 +123,8 @@ class FusedSteps:
         self.parts = parts = 1 if self.blas is None else numba_threads()
         self.adaptive = mode is None and parts > 1
         self.parallel = parts > 1 and (mode is True or (mode is None and _recorded_choice() is not False))
-        self.times = {True: deque(maxlen=WINDOW), False: deque(maxlen=WINDOW)}  # s per step of recent runs
-        self._loaded, self._chunks, self._ran = set(), 0, None  # _ran: the kernel of the last run
-        self._every, self._probe_at = PROBE_EVERY[0], PROBE_EVERY[0]
+        self.choice = PairedChoice(self.parallel, PARALLEL_MARGIN, PROBE_STEPS, PROBE_EVERY)
+        self._ran = None  # the kernel of the last run
         sparse = USE_SPARSE and x.shape[1] <= _sparse.MAX_COLUMNS
         background, count = background_of(x) if sparse else (0, 0)  # two passes over x: only if used
         self.background = dtype.type(background)
@@ -193,42 +189,12 @@ class FusedSteps:
                           self.batch_size, first, last, rates)
 
     def _plan(self) -> tuple[bool, int]:
-        """The kernel and the most steps of the next chunk: a kernel's first run (its load) and
-        a run of the kernel not in use are PROBE_STEPS long."""
-        if not self.adaptive:
-            return self.parallel, self.chunk
-        self._chunks += 1
-        other = not self.parallel
-        if self.parallel not in self._loaded:
-            return self.parallel, PROBE_STEPS
-        if other not in self._loaded:
-            return other, PROBE_STEPS
-        if not self.times[self.parallel]:
-            return self.parallel, self.chunk
-        if not self.times[other] or self._chunks >= self._probe_at:
-            return other, PROBE_STEPS
-        return self.parallel, self.chunk
-
-    def seconds(self, parallel: bool) -> float:
-        """A kernel's seconds per step: the (lower) median of its last WINDOW timed runs, so that
-        one run that met a burst of load from elsewhere decides nothing."""
-        return lower_median(self.times[parallel])
+        """The kernel and the most steps of the next chunk (thread_choice.PairedChoice)."""
+        return self.choice.plan(self.chunk) if self.adaptive else (self.parallel, self.chunk)
 
     def _timed(self, parallel: bool, count: int, seconds: float) -> None:
-        """After a chunk: a kernel's figure (not its first run's), and the faster kernel next."""
-        if parallel in self._loaded and count > 0:
-            self.times[parallel].append(seconds / count)
-        self._loaded.add(parallel)
-        if self.times[True] and self.times[False]:
-            before = self.parallel
-            self.parallel = self.seconds(True) < PARALLEL_MARGIN * self.seconds(False)
-            if self.parallel != before:  # a switch, whichever run made it: try the other kernel again soon
-                self._every = PROBE_EVERY[0]
-            elif parallel != before:  # a run of the other kernel confirmed the one in use
-                self._every = min(2 * self._every, PROBE_EVERY[1])
-            else:
-                return
-            self._probe_at = self._chunks + self._every
+        self.choice.timed(parallel, count, seconds)
+        self.parallel = self.choice.parallel
 
     def _run(self, order, state, tally, on_batch, steps: int, first: int, last: int, parallel: bool):
         """Steps first .. last - 1 of the epoch (of ``steps``) through one kernel, the params and
@@ -255,7 +221,7 @@ class FusedSteps:
         while done < steps:
             parallel, most = self._plan()
             failed = -1
-            if self.adaptive and parallel != self._ran and parallel in self._loaded and steps - done > 1:
+            if self.adaptive and parallel != self._ran and parallel in self.choice.loaded and steps - done > 1:
                 # a change of kernel: its first step wakes the threads and moves the data between the
                 # cores' caches, a cost of the change and not of the kernel, so it is not timed
                 done, _, failed = self._run(order, state, tally, on_batch, steps, done, done + 1, parallel)

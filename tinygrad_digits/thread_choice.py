@@ -99,6 +99,65 @@ class ThreadChoice:
         self.call((key, work), lambda parallel: _in_parts(run, work, parts if parallel else 1))
 
 
+
+class PairedChoice:
+    """The fused trainer's choice between its one-thread and parallel kernels (fastpath.FusedSteps),
+    chunk by chunk: ``plan(chunk)`` gives the kernel and the most steps of the next run, and
+    ``timed(parallel, steps, seconds)`` takes its time.
+
+    The kernels are compared by the ratio of their seconds per step in runs side by side: a short
+    run of the other kernel (``probe`` steps) between two runs of the one in use gives two ratios,
+    and the parallel kernel is kept while the median of the last WINDOW ratios is below
+    ``margin``. A shared host's speed changes by half within minutes, for both kernels at once:
+    times of the two kernels taken minutes apart compare the moments, not the kernels. The runs
+    of the other kernel come after ``gaps[0]`` chunks at first, twice as far apart each time one
+    confirms the kernel in use, up to ``gaps[1]``, and close again when one does not; and at
+    once when the kernel in use runs DRIFT times slower or faster than when last compared (a
+    core taken or given back).
+    """
+
+    DRIFT = 1.3
+
+    def __init__(self, parallel: bool, margin: float, probe: int, gaps: tuple[int, int]):
+        self.parallel, self.margin, self.probe, self.gaps = parallel, margin, probe, gaps
+        self.ratios = deque(maxlen=WINDOW)  # parallel / one-thread seconds per step, runs side by side
+        self.loaded: set = set()  # the kernels whose first run (their load, not timed) is done
+        self.last = None  # (kernel, seconds per step) of the last timed run
+        self.reference = None  # the kernel in use's seconds per step when last compared
+        self.chunks, self.gap, self.probe_at = 0, gaps[0], gaps[0]
+
+    def plan(self, chunk: int) -> tuple[bool, int]:
+        self.chunks += 1
+        other = not self.parallel
+        for kernel in (self.parallel, other):
+            if kernel not in self.loaded:
+                return kernel, self.probe
+        if self.last is None or self.last[0] != self.parallel or self.chunks < self.probe_at:
+            return self.parallel, chunk
+        return other, self.probe
+
+    def timed(self, parallel: bool, steps: int, seconds: float) -> None:
+        if parallel not in self.loaded or steps <= 0:
+            self.loaded.add(parallel)
+            return
+        step = seconds / steps
+        last, self.last = self.last, (parallel, step)
+        if last is None or last[0] == parallel:
+            if parallel == self.parallel and self.reference and not 1 / self.DRIFT < step / self.reference < self.DRIFT:
+                self.reference, self.probe_at = None, self.chunks
+            return
+        ratio = step / last[1] if parallel else last[1] / step
+        self.ratios.append(ratio)
+        before = self.parallel
+        self.parallel = lower_median(self.ratios) < self.margin
+        self.reference = step if parallel == self.parallel else last[1]
+        if self.parallel == before == parallel:
+            return  # the run back after a run of the other kernel
+        agrees = self.parallel == before and (ratio < self.margin) == before
+        self.gap = min(2 * self.gap, self.gaps[1]) if agrees else self.gaps[0]
+        self.probe_at = self.chunks + self.gap
+
+
 _POOLS: dict = {}  # by size: the worker threads that run all parts but the calling thread's
 
 
