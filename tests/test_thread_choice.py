@@ -55,7 +55,6 @@ def test_sites_are_chosen_apart():
     assert drive(choice, {True: 3.0, False: 2.0}, 50, key="b")[-10:].count(False) >= 9
 
 
-
 def run_chunks(choice: PairedChoice, step_seconds, chunks: int) -> list[tuple[bool, int]]:
     """``chunks`` runs as the fused trainer makes them; step_seconds(kernel, run) is a step's time."""
     runs = []
@@ -98,10 +97,12 @@ def test_it_follows_a_core_taken_at_once_and_given_back_at_the_next_comparison()
     core comes back, so the parallel one is taken again at the next comparison due (64 runs on
     at most), and two comparisons outweigh the five ratios before."""
     taken = lambda run: 200 <= run < 400  # noqa: E731
-    runs = run_chunks(paired_choice(), lambda parallel, run: (4.0 if taken(run) else 1.0) if parallel else 1.6, 600)
+    parallel_cost = lambda run: 4.0 if taken(run) else 1.0  # noqa: E731
+    runs = run_chunks(paired_choice(), lambda parallel, run: parallel_cost(run) if parallel else 1.6, 600)
     assert in_use(runs[:200])[-150:] == [True] * 150
     assert in_use(runs[205:400]) == [False] * len(in_use(runs[205:400]))
     assert in_use(runs[400 + 64 + 4:]) == [True] * len(in_use(runs[400 + 64 + 4:]))
+
 
 @pytest.fixture
 def forced():

@@ -22,8 +22,9 @@ Xeon it made short runs of the parallel kernel read 650-700 us a step, long ones
 run stayed in one thread, 0.19 s an epoch against the parallel kernel's 0.17). A parallel step
 waits at two barriers for every thread, and a thread whose core another process has taken stalls
 it: the one-thread kernel never waits. USE_PARALLEL = True or False forces either (False: one
-part, the general path's arithmetic to the bit with a dense first layer). The first layer reads a CSR copy of the training set (kernels/sparse.py) when at least
-SPARSE_MIN_BACKGROUND of its inputs hold the background value.
+part, the general path's arithmetic to the bit with a dense first layer). The first layer reads a
+CSR copy of the training set (kernels/sparse.py) when at least SPARSE_MIN_BACKGROUND of its inputs
+hold the background value.
 """
 
 from __future__ import annotations
@@ -221,7 +222,8 @@ class FusedSteps:
         while done < steps:
             parallel, most = self._plan()
             failed = -1
-            if self.adaptive and parallel != self._ran and parallel in self.choice.loaded and steps - done > 1:
+            changed = parallel != self._ran and parallel in self.choice.loaded
+            if self.adaptive and changed and steps - done > 1:
                 # a change of kernel: its first step wakes the threads and moves the data between the
                 # cores' caches, a cost of the change and not of the kernel, so it is not timed
                 done, _, failed = self._run(order, state, tally, on_batch, steps, done, done + 1, parallel)

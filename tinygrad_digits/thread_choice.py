@@ -15,6 +15,9 @@ in a few calls.
 ``ThreadChoice.split`` makes the same choice for kernels compiled once with ``nogil`` (the
 augmentation's, the optimizers'): whole in the calling thread, or cut into parts that plain
 threads run at the same time.
+
+``PairedChoice`` is the fused trainer's choice between its one-thread and parallel step kernels
+(fastpath.py), which compares the two in runs side by side rather than by times of their own.
 """
 
 from __future__ import annotations
@@ -99,7 +102,6 @@ class ThreadChoice:
         self.call((key, work), lambda parallel: _in_parts(run, work, parts if parallel else 1))
 
 
-
 class PairedChoice:
     """The fused trainer's choice between its one-thread and parallel kernels (fastpath.FusedSteps),
     chunk by chunk: ``plan(chunk)`` gives the kernel and the most steps of the next run, and
@@ -143,7 +145,8 @@ class PairedChoice:
         step = seconds / steps
         last, self.last = self.last, (parallel, step)
         if last is None or last[0] == parallel:
-            if parallel == self.parallel and self.reference and not 1 / self.DRIFT < step / self.reference < self.DRIFT:
+            drifted = self.reference and not 1 / self.DRIFT < step / self.reference < self.DRIFT
+            if parallel == self.parallel and drifted:
                 self.reference, self.probe_at = None, self.chunks
             return
         ratio = step / last[1] if parallel else last[1] / step
