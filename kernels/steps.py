@@ -9,7 +9,7 @@ constants below.
 
 A step runs in two phases over the ``parts``, three with a sparse first layer:
 
-0. a sparse first layer (``_first_layer_pass``): part t takes its block of W0's rows (below) and
+0. a sparse first layer (first_layer.py, ``first_layer_pass``): part t takes its block of W0's rows (below) and
    multiplies the whole batch's inputs in those columns by it (``PartBuffers.partial[t]``).
 1. rows (``_rows_pass``): part t takes the batch rows [nb t / parts, nb (t + 1) / parts). It
    runs them forward through every layer (a sparse first layer's products are the parts'
@@ -67,7 +67,8 @@ from .fused import (
 )
 from .optim import adam_update, momentum_update, sgd_update
 from .softmax import softmax_cross_entropy_rows
-from .sparse import column_sums, csc_entries, csc_weight_grad, sparse_forward
+from .first_layer import add_parts, first_layer_pass
+from .sparse import csc_weight_grad
 
 # hyper (HYPER_SIZE,), in the params' dtype
 ONE_MINUS_BETA1, ONE_MINUS_BETA2, EPSILON, MOMENTUM_COEF, WEIGHT_DECAY, BIAS_DECAY = range(6)
@@ -122,7 +123,7 @@ def _steps(data, net, opt, buf, parts, order, batch_size, first, last, learning_
             for k in prange(count):
                 saved = mxcsr()
                 set_mxcsr(saved | FLUSH_SUBNORMALS)
-                _first_layer_pass(data, net, parts, np.int64(k), count, rows)
+                first_layer_pass(data, net, parts, np.int64(k), count, rows)
                 set_mxcsr(saved)
         for k in prange(count):
             saved = mxcsr()  # each thread has its own float environment
@@ -146,43 +147,6 @@ train_steps_parallel = kernel(_steps, name="train_steps_parallel", parallel=True
 
 
 @kernel
-def _first_layer_pass(data, net, parts, part, count, rows):
-    """Phase 0 for part ``part`` of ``count`` (module doc): the batch's ``rows`` times the part's
-    block of a sparse first layer's W, into parts.partial[part], the block's column sums into
-    parts.sums[part] when the background is not 0, and the rows' entries in the block's columns
-    by column, for phase 2."""
-    layout = net.layout
-    d_in, d_out = layout[0, D_IN], layout[0, D_OUT]
-    k_lo, k_hi = parts.blocks[part], parts.blocks[part + 1]
-    w = _view2(net.params, layout[0, W_OFFSET], d_in, d_out)
-    if data.background != 0:
-        column_sums(w[k_lo:k_hi], parts.sums[part, :d_out])
-    spans = parts.spans[part, : rows.size]
-    sparse_forward(data.indptr, data.indices, data.values, rows, k_lo, k_hi, w,
-                   _view2(parts.partial[part], 0, rows.size, d_out), spans)
-    csc_entries(data.indices, data.values, spans, k_lo, k_hi, parts.c_ptr[part], parts.c_rows[part],
-                parts.c_values[part])
-
-
-@kernel
-def _add_parts(y, lo, nb, parts, count, background):
-    """y = rows lo .. of x @ W0 for a sparse first layer: the parts' products (phase 0) added up,
-    part by part, each with its block's background * column sums."""
-    d_out = y.shape[1]
-    for i in range(y.shape[0]):
-        for j in range(d_out):
-            y[i, j] = 0.0
-        for p in range(count):
-            block, sums = _view2(parts.partial[p], 0, nb, d_out), parts.sums[p]
-            if background != 0:
-                for j in range(d_out):
-                    y[i, j] += background * sums[j] + block[lo + i, j]
-            else:
-                for j in range(d_out):
-                    y[i, j] += block[lo + i, j]
-
-
-@kernel
 def _rows_pass(data, net, buf, parts, part, count, order, start, nb):
     """Phase 1 for part ``part`` of ``count`` (module doc): its rows' forward, loss and backward,
     their share of the weight and bias gradients; the rows' loss sum and hits in parts."""
@@ -203,7 +167,7 @@ def _rows_pass(data, net, buf, parts, part, count, order, start, nb):
         if layer > 0:
             np.dot(_view2(outs, layout[layer - 1, OUT_OFFSET], nb, d_in)[lo:hi], w, y)
         elif data.sparse:
-            _add_parts(y, lo, nb, parts, count, data.background)
+            add_parts(y, lo, nb, parts, count, data.background)
         else:
             _gather(data.x, data.labels, order, start + lo, hi - lo, xb, yb)
             np.dot(xb, w, y)
