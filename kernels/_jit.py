@@ -3,6 +3,12 @@ cache of our own (_KernelCache) that loads faster and never serves stale code.
 
 ``error_model="numpy"``: division by zero gives inf/nan as in NumPy instead of a Python
 exception, and without that check LLVM can vectorize the loops (Adam: 9x faster).
+
+``noalias=True`` (``@kernel(noalias=True)``) tells LLVM that the kernel's array arguments share
+no memory, where the caller guarantees it. A loop that writes one array while reading others
+then needs no run-time check of their overlap before its vector form: the sparse layer's row
+products ran 8-12% faster without the check. Numba has the flag but no decorator option for it,
+so the option is mapped to the flag here.
 """
 
 import functools
@@ -13,7 +19,12 @@ from pathlib import Path
 
 from numba import njit
 from numba.core import caching
+from numba.core.cpu import CPUTargetOptions
+from numba.core.options import TargetOptions
 from numba.core.runtime import rtsys
+
+if not hasattr(CPUTargetOptions, "noalias"):  # module doc
+    CPUTargetOptions.noalias = TargetOptions.Mapping("noalias")
 
 # The Numba internals _KernelCache builds on; a Numba without one of them keeps its own cache.
 _LOCATOR = getattr(caching, "UserProvidedCacheLocator", None)  # the one NUMBA_CACHE_DIR selects

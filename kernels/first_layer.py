@@ -4,15 +4,15 @@ the rows phase takes as the layer's x @ W0."""
 
 from ._jit import kernel
 from .fused import D_IN, D_OUT, W_OFFSET, _view2
-from .sparse import column_sums, csc_entries, sparse_forward
+from .sparse import column_sums, sparse_forward
 
 
 @kernel
 def first_layer_pass(data, net, parts, part, count, rows):
     """Phase 0 for part ``part`` of ``count`` (module doc): the batch's ``rows`` times the part's
     block of a sparse first layer's W, into parts.partial[part], the block's column sums into
-    parts.sums[part] when the background is not 0, and the rows' entries in the block's columns
-    by column, for phase 2."""
+    parts.sums[part] when the background is not 0, and where the rows' entries in the block's
+    columns lie (parts.spans[part]), for the block's weight gradient in phase 2."""
     layout = net.layout
     d_in, d_out = layout[0, D_IN], layout[0, D_OUT]
     k_lo, k_hi = parts.blocks[part], parts.blocks[part + 1]
@@ -22,8 +22,6 @@ def first_layer_pass(data, net, parts, part, count, rows):
     spans = parts.spans[part, : rows.size]
     sparse_forward(data.indptr, data.indices, data.values, rows, k_lo, k_hi, w,
                    _view2(parts.partial[part], 0, rows.size, d_out), spans)
-    csc_entries(data.indices, data.values, spans, k_lo, k_hi, parts.c_ptr[part], parts.c_rows[part],
-                parts.c_values[part])
 
 
 @kernel

@@ -57,13 +57,14 @@ def column_sums(a, out):
             out[j] += a[i, j]
 
 
-@kernel
+@kernel(noalias=True)
 def _add_rows(out, row, values, indices, lo, hi, w):
     """out[row] += sum over p in lo:hi of values[p] * w[indices[p]], eight rows of w per pass
     (one load and store of out[row] for eight rows' products: 15-20% faster than four).
 
     Rows are indexed in place, never taken as views: a view per row would cost two reference
-    count updates, more than the row's arithmetic."""
+    count updates, more than the row's arithmetic. out shares no memory with the others
+    (noalias, _jit.py)."""
     m = out.shape[1]
     eights = lo + (hi - lo) // 8 * 8
     for p in range(lo, eights, 8):
@@ -137,54 +138,49 @@ def sparse_forward(indptr, indices, values, rows, first, last, w, y, spans):
         _add_rows(y, i, values, indices, lo, hi, w)
 
 
-@kernel
-def csc_entries(indices, values, spans, first, last, c_ptr, c_rows, c_values):
-    """The entries of rows' spans (sparse_forward's) in columns first .. last - 1, regrouped by
-    column (CSC) for csc_weight_grad: column first + k's entries are c_ptr[k]:c_ptr[k + 1] of
-    c_rows (int64: their rows' places in the batch) and c_values, in the rows' order; c_ptr
-    (last - first + 1,) int64, c_rows and c_values at least as long as the entries."""
-    c_ptr[:] = 0
-    for i in range(spans.shape[0]):
-        for p in range(spans[i, 0], spans[i, 1]):
-            c_ptr[indices[p] - first + 1] += 1
-    for k in range(last - first):
-        c_ptr[k + 1] += c_ptr[k]
-    for i in range(spans.shape[0]):
-        for p in range(spans[i, 0], spans[i, 1]):
-            k = indices[p] - first
-            at = c_ptr[k]
-            c_rows[at] = i
-            c_values[at] = values[p]
-            c_ptr[k] = at + 1
-    for k in range(last - first, 0, -1):  # the fill moved each column's start to the next one's
-        c_ptr[k] = c_ptr[k - 1]
-    c_ptr[0] = 0
+@kernel(noalias=True)
+def _add_outer(dw, first, values, indices, lo, hi, dz, i):
+    """dw[indices[p] - first] += values[p] * dz[i] for p in lo:hi (one row's entries: no two
+    alike), two rows of dw per pass, which share the loads of dz[i] (four per pass were slower).
+    dw shares no memory with the others (noalias, _jit.py)."""
+    m = dw.shape[1]
+    twos = lo + (hi - lo) // 2 * 2
+    for p in range(lo, twos, 2):
+        a0, k0 = values[p], indices[p] - first
+        a1, k1 = values[p + 1], indices[p + 1] - first
+        for j in range(m):
+            g = dz[i, j]
+            dw[k0, j] += a0 * g
+            dw[k1, j] += a1 * g
+    for p in range(twos, hi):
+        a, k = values[p], indices[p] - first
+        for j in range(m):
+            dw[k, j] += a * dz[i, j]
 
 
 @kernel
-def csc_weight_grad(c_ptr, c_rows, c_values, dz, background, dz_sums, dw):
-    """dw (c, m) = the block of x[rows].T @ dz whose CSC entries csc_entries gave (c columns),
-    for the batch's dz (rows, m); dz_sums (m,) must hold colsum(dz) when background != 0. Each
-    row of dw adds up its column's entries eight at a time where it stays (_add_rows)."""
+def block_weight_grad(indices, values, spans, first, dz, background, dz_sums, dw):
+    """dw (c, m) = rows first .. first + c - 1 of x[rows].T @ dz for the batch's dz (r, m), where
+    row i's entries in those columns are values[spans[i, 0]:spans[i, 1]] (sparse_forward's
+    spans); dz_sums (m,) must hold colsum(dz) when background != 0. Each entry adds its row of dz
+    to its row of dw where it lies: a row of dw adds up its column's entries in the rows' order,
+    whatever block it is computed in."""
     m = dw.shape[1]
     for k in range(dw.shape[0]):
         for j in range(m):
             dw[k, j] = background * dz_sums[j] if background != 0 else 0.0
-        _add_rows(dw, k, c_values, c_rows, c_ptr[k], c_ptr[k + 1], dz)
+    for i in range(spans.shape[0]):
+        _add_outer(dw, first, values, indices, spans[i, 0], spans[i, 1], dz, i)
 
 
 @kernel
-def sparse_weight_grad(indptr, indices, values, rows, first, last, d, dz, background, dz_sums, dw, c_ptr,
-                       c_rows, c_values):
-    """dw (last - first, m) = rows first .. last - 1 of x[rows].T @ dz for x (n, d), dz (r, m),
-    through the CSC entries of those columns: c_ptr (last - first + 1,) int64, c_rows int64 and
-    c_values as long as the rows' entries (scratch); dz_sums (m,) must hold colsum(dz) when
-    background != 0."""
+def sparse_weight_grad(indptr, indices, values, rows, first, last, d, dz, background, dz_sums, dw):
+    """dw (last - first, m) = rows first .. last - 1 of x[rows].T @ dz for x (n, d), dz (r, m);
+    dz_sums (m,) must hold colsum(dz) when background != 0."""
     spans = np.empty((rows.size, 2), np.int64)
     for i in range(rows.size):
         spans[i, 0], spans[i, 1] = _span(indptr, indices, rows[i], first, last, d)
-    csc_entries(indices, values, spans, first, last, c_ptr, c_rows, c_values)
-    csc_weight_grad(c_ptr, c_rows, c_values, dz, background, dz_sums, dw)
+    block_weight_grad(indices, values, spans, first, dz, background, dz_sums, dw)
 
 
 @kernel

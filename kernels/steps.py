@@ -68,7 +68,7 @@ from .fused import (
 from .optim import adam_update, momentum_update, sgd_update
 from .softmax import softmax_cross_entropy_rows
 from .first_layer import add_parts, first_layer_pass
-from .sparse import csc_weight_grad
+from .sparse import block_weight_grad
 
 # hyper (HYPER_SIZE,), in the params' dtype
 ONE_MINUS_BETA1, ONE_MINUS_BETA2, EPSILON, MOMENTUM_COEF, WEIGHT_DECAY, BIAS_DECAY = range(6)
@@ -89,17 +89,16 @@ Buffers = namedtuple("Buffers", ["grads", "outs", "deltas", "xbuf", "ybuf", "pro
 Buffers.__doc__ = """grads (P,); outs and deltas (fused.py's layout); xbuf (batch_size, d_in) and ybuf
 (batch_size,) int64; progress (PROGRESS_SIZE,) float64."""
 PartBuffers = namedtuple("PartBuffers", ["grads", "bias_sums", "losses", "hits", "sums", "partial", "blocks",
-                                         "c_ptr", "c_rows", "c_values", "spans"])
+                                         "spans"])
 PartBuffers.__doc__ = """Each part's own, leading axis parts: grads (parts, P) (with one part it may be
 Buffers.grads[None]), bias_sums (parts, layers, max d_out) float64, losses float64, hits int64, sums
 (parts, max d_out): a sparse first layer's column sums of the part's block of W0, then of dz;
 partial (parts, batch_size * d_out of the first layer; empty when not sparse): the batch's
 products with the part's block of W0 (phase 0), which every part reads in phase 1; blocks
 (parts + 1,) int64: part t's block of a sparse first layer's W is its rows blocks[t] .. blocks[t + 1]
-(of any other layer's W, module doc); c_ptr (parts, d_in + 1) int64, c_rows (parts, batch_size * d_in)
-int64 and c_values (parts, batch_size * d_in): the batch's entries in the part's columns, by column
-(sparse.csc_entries, in phase 0), for the part's block of the weight gradient (phase 2); spans
-(parts, batch_size, 2) int64: where each row's entries in those columns lie (sparse_forward)."""
+(of any other layer's W, module doc); spans (parts, batch_size, 2) int64: where each row's entries in
+the part's columns lie (sparse_forward, in phase 0), for the part's block of the weight gradient
+(phase 2)."""
 
 
 def _steps(data, net, opt, buf, parts, order, batch_size, first, last, learning_rates):
@@ -229,8 +228,8 @@ def _weights_pass(data, net, opt, buf, parts, part, count, lr_t, rows):
                     db += bias_sums[p, 0, j]
                 dz_sums[j] = db
             dz = _view2(buf.deltas, layout[0, OUT_OFFSET], rows.size, fan_out)
-            csc_weight_grad(parts.c_ptr[part], parts.c_rows[part], parts.c_values[part], dz, data.background,
-                            dz_sums, total.reshape((k_hi - k_lo, fan_out)))
+            block_weight_grad(data.indices, data.values, parts.spans[part, : rows.size], k_lo, dz,
+                              data.background, dz_sums, total.reshape((k_hi - k_lo, fan_out)))
         elif count > 1:
             total = grads[lo:hi]
             first = part_grads[0, lo:hi]

@@ -136,7 +136,6 @@ class FusedSteps:
             csr = (np.zeros(1, np.int64), np.zeros(0, np.uint16), np.zeros(0, dtype))
         widest = int(self.layout[:, 2].max())
         first_products = batch * int(self.layout[0, 2]) if self.sparse else 0  # x @ a part's block of W0
-        entries = batch * d_in if self.sparse else 0  # the most a batch has in a part's columns
         self.data = _steps.TrainingSet(x, self.y, self.sparse, *csr, self.background)
         self.net = _steps.Network(self.flat, self.layout, self.alpha)
         self.opt = _steps.Optimizer(_RULES[optimizer.name], hyper, self.slot1, self.slot2)
@@ -146,8 +145,6 @@ class FusedSteps:
             np.zeros((parts, len(self.layout), widest), dtype=np.float64), np.zeros(parts, dtype=np.float64),
             np.zeros(parts, dtype=np.int64), np.zeros((parts, widest), dtype=dtype),
             aligned_zeros((parts, first_products), dtype), row_blocks(csr[1], d_in, parts),
-            np.zeros((parts, d_in + 1), dtype=np.int64), np.zeros((parts, entries), dtype=np.int64),
-            np.zeros((parts, entries), dtype=dtype),
             np.zeros((parts, batch if self.sparse else 0, 2), dtype=np.int64))
         self.pack()
 
