@@ -24,10 +24,11 @@ def first_layer_pass(data, net, parts, part, count, rows):
                    _view2(parts.partial[part], 0, rows.size, d_out), spans)
 
 
-@kernel
+@kernel(noalias=True)
 def add_parts(y, lo, nb, parts, count, background):
     """y = rows lo .. of x @ W0 for a sparse first layer: the parts' products (phase 0) added up,
-    part by part, each with its block's background * column sums."""
+    part by part, each with its block's background * column sums. y shares no memory with parts'
+    arrays (noalias, _jit.py)."""
     d_out = y.shape[1]
     for i in range(y.shape[0]):
         for j in range(d_out):

@@ -26,10 +26,11 @@ def momentum_update(p, g, velocity, learning_rate, momentum, weight_decay):
         p[i] += velocity[i]
 
 
-@kernel(nogil=True)
+@kernel(nogil=True, noalias=True)
 def adam_update(p, g, m, v, lr_t, one_minus_beta1, one_minus_beta2, epsilon, weight_decay):
     """Adam with the bias-corrected rate lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t):
-    m += (grad - m)(1 - beta1); v += (grad^2 - v)(1 - beta2); p -= lr_t m / (sqrt(v) + eps)."""
+    m += (grad - m)(1 - beta1); v += (grad^2 - v)(1 - beta2); p -= lr_t m / (sqrt(v) + eps).
+    p, g, m and v share no memory (noalias, _jit.py)."""
     for i in range(p.size):
         grad = g[i] + weight_decay * p[i]
         m[i] += (grad - m[i]) * one_minus_beta1

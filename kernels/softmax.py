@@ -48,14 +48,15 @@ def _row_exps(logits, i, out):
     return top, best, total
 
 
-@kernel
+@kernel(noalias=True)
 def softmax_cross_entropy_rows(logits, labels, dlogits, scale):
     """Some rows of a batch: dlogits (n, k) = (softmax - onehot) * scale, written into a given
     buffer; returns (the sum of the rows' losses, the correct rows). ``scale`` is 1 / the rows
     of the whole batch.
 
     Each exp is computed once and kept in dlogits (an exp of the logits' dtype, so exactly)
-    until the row's total is known. The training kernels call this on their own buffers.
+    until the row's total is known. The training kernels call this on their own buffers, which
+    share no memory (noalias, _jit.py).
     """
     n, k = logits.shape
     loss = 0.0

@@ -48,9 +48,10 @@ def csr_rows(x, background):
     return indptr, indices, values
 
 
-@kernel
+@kernel(noalias=True)
 def column_sums(a, out):
-    """out (m,) = the rows of a (n, m) added up, in out's dtype."""
+    """out (m,) = the rows of a (n, m) added up, in out's dtype; out is not part of a (noalias,
+    _jit.py)."""
     out[:] = 0.0
     for i in range(a.shape[0]):
         for j in range(a.shape[1]):
