@@ -119,6 +119,22 @@ def test_realistic_on_standardized_inputs_is_realistic_on_raw_ones(mnist_splits)
     assert np.abs(raw - A.augment_batch(A.augmentation("elastic"), x, np.random.default_rng(5))).max() > 0.1
 
 
+@pytest.mark.parametrize("ink", [{"thickness": 1.0}, {"low_res": 8, "noise": 0.1}, {"blur": 1.0, "contrast": 0.5},
+                                 {"thickness": 1.0, "blur": 1.0, "low_res": 10, "contrast": 0.5, "noise": 0.05}])
+def test_a_batch_is_its_warp_then_its_ink_changes(mnist_splits, ink):
+    """augment_batch runs the warp and the ink kernels in one pass over each share of the images:
+    the same bits as warp, then ink_changes, with the same draws."""
+    x = mnist_splits.x_test[:40].astype(np.float32)
+    config = A.AugmentConfig(elastic=1.0, ink_share=0.6, **ink)
+    rng_a, rng_b = np.random.default_rng(2), np.random.default_rng(2)
+    whole = A.augment_batch(config, x, rng_a, fill=-0.4, scale=0.3)
+    steps = A.ink_changes(config, A.warp(x, *A.random_transforms(config, len(x), rng_b), fill=-0.4), rng_b,
+                          fill=-0.4, scale=0.3)
+    assert whole.tobytes() == steps.tobytes() and rng_a.random() == rng_b.random()
+    assert not np.array_equal(whole, A.warp(x, *A.random_transforms(config, len(x), np.random.default_rng(2)),
+                                            fill=-0.4))
+
+
 def test_ink_changes_keep_the_draws_of_recipes_without_them(mnist_splits):
     x = mnist_splits.x_test[:8]
     plain = A.AugmentConfig(elastic=1.0)

@@ -6,8 +6,9 @@ contrast and background noise, each applied to a random share of the images.
 Contract: images are rows (n, side * side) of a float dtype, returned as a new array of the same
 shape and dtype; labels are never touched (the transforms are small enough to keep a digit the
 digit it was). Randomness comes in as an ``np.random.Generator``: the same generator state gives
-the same images. All draws happen here, in NumPy; the kernels are deterministic, and a batch's
-images may be shared among threads with the same bits (CHOICE decides, by what is faster).
+the same images. All draws happen here, in NumPy, before any kernel runs; the kernels are
+deterministic, and a share of the batch goes through all of them in one go, in the calling thread
+or one share per thread at once, with the same bits (CHOICE decides, by what is faster).
 
 ``AUGMENTATIONS`` names the recipes the CLI offers (``--augment``).
 """
@@ -25,7 +26,8 @@ from .kernels import ink as _ink
 from .thread_choice import ThreadChoice
 
 PARALLEL_IMAGES = 16  # fewer images than this are augmented in the calling thread
-CHOICE = ThreadChoice()  # otherwise a kernel runs here or shares the images among threads, the faster now
+CHOICE = ThreadChoice()  # otherwise a batch is augmented here or shared among threads, the faster now
+_FILTERS = {"thickness": _ink.thickness, "blur": _ink.blur, "low_res": _ink.low_resolution}
 
 
 @dataclass(frozen=True)
@@ -131,11 +133,20 @@ def warp(
     displacement control points, or None. Pixels from outside the image take ``fill``.
     Returns (n, side * side) of the images' dtype.
     """
+    images = _float_rows(images)
+    return _in_parts(images, fill, 1.0, _geometry(len(images), matrices, offsets, fields), None)
+
+
+def _float_rows(images: np.ndarray) -> np.ndarray:
     images = np.asarray(images)
     if images.dtype.kind != "f":
         images = images.astype(np.float32)
-    side = _side(images)
-    n = len(images)
+    _side(images)
+    return images
+
+
+def _geometry(n: int, matrices, offsets, fields) -> tuple:
+    """The warp's (matrices, offsets, fields) as the kernel takes them, their shapes checked."""
     matrices = np.ascontiguousarray(matrices, dtype=np.float64)
     offsets = np.ascontiguousarray(offsets, dtype=np.float64)
     fields = np.zeros((n, 2, 0, 0)) if fields is None else np.ascontiguousarray(fields, dtype=np.float64)
@@ -148,8 +159,7 @@ def warp(
         raise ValueError(
             f"augment.warp: fields need g x g control points with g = 0 or g >= 2, got {fields.shape}"
         )
-    return _by_image(_augment.warp, images, side, _Rows(matrices), _Rows(offsets), _Rows(fields),
-                     images.dtype.type(fill))
+    return matrices, offsets, fields
 
 
 def random_transforms(config: AugmentConfig, n: int, rng: np.random.Generator):
@@ -183,9 +193,9 @@ def augment_batch(
     The geometric draws come first (``random_transforms``), then those of the ink changes in the
     order of the config's fields, each only when it is on: a recipe without them draws as before.
     """
-    matrices, offsets, fields = random_transforms(config, len(images), rng)
-    out = warp(images, matrices, offsets, fields, fill)
-    return ink_changes(config, out, rng, fill, scale)
+    images = _float_rows(images)
+    geometry = _geometry(len(images), *random_transforms(config, len(images), rng))
+    return _in_parts(images, fill, scale, geometry, _InkDraws(config, images, rng))
 
 
 def ink_changes(config: AugmentConfig, images: np.ndarray, rng: np.random.Generator, fill: float = 0.0,
@@ -197,58 +207,79 @@ def ink_changes(config: AugmentConfig, images: np.ndarray, rng: np.random.Genera
     low resolution lower it), then the chosen images take a gamma (fainter or bolder stroke
     edges) and a lighter paper. All draws are NumPy's, in a fixed order; kernels/ink applies them.
     """
-    n, side = len(images), _side(images)
-    dtype = images.dtype.type
-
-    def chosen() -> np.ndarray:
-        return rng.random(n) < config.ink_share
-
-    if config.thickness:
-        amounts = np.ascontiguousarray(rng.uniform(-config.thickness / 2, config.thickness, n) * chosen())
-        images = _by_image(_ink.thickness, images, side, _Rows(amounts), dtype(fill))
-    if config.blur:
-        sigmas = np.ascontiguousarray(rng.uniform(0, config.blur, n) * chosen())
-        images = _by_image(_ink.blur, images, side, _Rows(sigmas), dtype(fill))
-    if config.low_res:
-        sizes = np.where(chosen(), rng.integers(config.low_res, side, n), side).astype(np.int64)
-        images = _by_image(_ink.low_resolution, images, side, _Rows(sizes), dtype(fill))
-    if not (config.contrast or config.noise):
-        return images
-    mean = dtype(-fill * scale)  # raw = x * scale + mean; raw paper is 0
-    toned, paper, powered = np.full(n, -1, np.int64), np.zeros(n, dtype), np.zeros((0, side * side), dtype)
-    if config.contrast:
-        images = _by_image(_ink.peak_one, images, dtype(scale), mean, dtype(1e-3))
-        on = np.flatnonzero(chosen())
-        gamma = np.exp(rng.uniform(-config.contrast, config.contrast, len(on))).astype(dtype)[:, None]
-        toned[on], paper[on] = np.arange(len(on)), rng.uniform(0, config.contrast / 4, len(on))
-        powered = np.power(np.clip(images[on], 0, 1), gamma)
-    noisy, sigma, normals = np.full(n, -1, np.int64), np.zeros(n, dtype), np.zeros((0, side * side), dtype)
-    if config.noise:
-        on = np.flatnonzero(chosen())
-        noisy[on], sigma[on] = np.arange(len(on)), rng.uniform(0, config.noise, len(on))
-        normals = rng.standard_normal((len(on), side * side), dtype=np.float32).astype(dtype, copy=False)
-    return _by_image(_ink.tone, images, dtype(scale), mean, dtype(1), bool(config.contrast), _Rows(toned),
-                     _Rows(paper), _Rows(1 - paper), powered, _Rows(noisy), _Rows(sigma), normals)
+    images = _float_rows(images)
+    ink = _InkDraws(config, images, rng)
+    return _in_parts(images, fill, scale, None, ink) if ink.stages else images
 
 
-class _Rows:
-    """An argument of a kernel with one row per image, cut with the images (see _by_image)."""
+class _InkDraws:
+    """Every draw of the config's ink changes for the images, in the order of the config's fields
+    (each only when it is on), one row per image; ``stages`` names the kernels that apply them."""
 
-    def __init__(self, array: np.ndarray):
-        self.array = array
+    def __init__(self, config: AugmentConfig, images: np.ndarray, rng: np.random.Generator):
+        n, side, dtype = len(images), _side(images), images.dtype.type
+
+        def chosen() -> np.ndarray:
+            return rng.random(n) < config.ink_share
+
+        self.stages = [name for name in ("thickness", "blur", "low_res") if getattr(config, name)]
+        if config.thickness:
+            self.thickness = np.ascontiguousarray(rng.uniform(-config.thickness / 2, config.thickness, n) * chosen())
+        if config.blur:
+            self.blur = np.ascontiguousarray(rng.uniform(0, config.blur, n) * chosen())
+        if config.low_res:
+            self.low_res = np.where(chosen(), rng.integers(config.low_res, side, n), side).astype(np.int64)
+        self.raw, self.toned = bool(config.contrast), np.full(n, -1, np.int64)  # toned: a row of gamma
+        self.gamma, self.paper = np.zeros((0, 1), dtype), np.zeros(n, dtype)
+        if config.contrast:
+            on = np.flatnonzero(chosen())
+            self.gamma = np.exp(rng.uniform(-config.contrast, config.contrast, len(on))).astype(dtype)[:, None]
+            self.toned[on], self.paper[on] = np.arange(len(on)), rng.uniform(0, config.contrast / 4, len(on))
+        self.noisy, self.sigma = np.full(n, -1, np.int64), np.zeros(n, dtype)  # noisy: a row of normals
+        self.normals = np.zeros((0, side * side), dtype)
+        if config.noise:
+            on = np.flatnonzero(chosen())
+            self.noisy[on], self.sigma[on] = np.arange(len(on)), rng.uniform(0, config.noise, len(on))
+            self.normals = rng.standard_normal((len(on), side * side), dtype=np.float32).astype(dtype, copy=False)
+        self.stages += ["peak_one"] * self.raw + ["tone"] * bool(config.contrast or config.noise)
 
 
-def _by_image(kernel, images: np.ndarray, *args) -> np.ndarray:
-    """``kernel(images, out, *args)`` into a new ``out``, the images (and each _Rows argument)
-    shared among threads when that is faster at the moment (CHOICE; the same bits either way)."""
+def _in_parts(images: np.ndarray, fill: float, scale: float, geometry: tuple | None, ink: _InkDraws | None):
+    """The warp (``geometry``: its matrices, offsets and fields), then the ink kernels (``ink``),
+    on the images, into a new array. A share of the images goes through all of them at once, in
+    the calling thread or one share per thread at the same time, whichever is faster at the
+    moment (CHOICE): every image's pixels are the same either way."""
     images = np.ascontiguousarray(images)
+    side, dtype = _side(images), images.dtype.type
+    mean = dtype(-fill * scale)  # raw = x * scale + mean; raw paper is 0
+    fill, scale = dtype(fill), dtype(scale)
+    stages = (["warp"] if geometry is not None else []) + (ink.stages if ink is not None else [])
     out = np.empty_like(images)
+    spare = np.empty_like(images) if len(stages) > 1 else out
 
-    def run(start: int, stop: int) -> None:
-        kernel(images[start:stop], out[start:stop],
-               *(a.array[start:stop] if isinstance(a, _Rows) else a for a in args))
+    def run(lo: int, hi: int) -> None:
+        # stage i writes out when an even number of stages follow it, else spare: the last writes out
+        source, targets = images[lo:hi], (out[lo:hi], spare[lo:hi])
+        for i, stage in enumerate(stages):
+            target = targets[(len(stages) - 1 - i) % 2]
+            if stage == "warp":
+                _augment.warp(source, target, side, *(a[lo:hi] for a in geometry), fill)
+            elif stage == "peak_one":  # every image's raw peak to 1
+                _ink.peak_one(source, target, scale, mean, dtype(1e-3))
+            elif stage == "tone":
+                toned, powered = ink.toned[lo:hi], np.zeros((0, side * side), dtype)
+                if ink.raw:  # the chosen images' pixels raised to their gamma
+                    on = np.flatnonzero(toned >= 0)
+                    powered = np.power(np.clip(source[on], 0, 1), ink.gamma[toned[on]])
+                    toned = np.full(hi - lo, -1, np.int64)
+                    toned[on] = np.arange(len(on))
+                _ink.tone(source, target, scale, mean, dtype(1), ink.raw, toned, ink.paper[lo:hi],
+                          1 - ink.paper[lo:hi], powered, ink.noisy[lo:hi], ink.sigma[lo:hi], ink.normals)
+            else:  # thickness, blur, low_res: one parameter per image
+                _FILTERS[stage](source, target, side, getattr(ink, stage)[lo:hi], fill)
+            source = target
 
-    CHOICE.split(kernel, len(images), PARALLEL_IMAGES, run)
+    CHOICE.split(tuple(stages), len(images), PARALLEL_IMAGES, run)
     return out
 
 
