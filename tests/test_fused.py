@@ -360,6 +360,26 @@ def test_both_kernels_on_the_same_parts_train_alike_to_the_bit(monkeypatch):
         np.testing.assert_array_equal(runs[0][1], runs[1][1])
 
 
+@pytest.mark.parametrize("parallel", [False, True])
+def test_steps_in_chunks_train_as_the_steps_in_one_call(monkeypatch, parallel):
+    """A part runs the next step's first-layer products right after its weights phase, within a
+    call: chunks that end anywhere (and start with those products) give the same bits."""
+    spec = M.ModelSpec(hidden=(16, 9), inputs=INPUTS, outputs=OUTPUTS)
+    choose(monkeypatch, "sparse")
+    x, y = sparse_data(150, 0)
+    runs = []
+    for cuts in ([0, 5], [0, 1, 2, 4, 5]):
+        steps = F.FusedSteps(M.dense_chain(spec), spec.alpha, M.init_params(spec, np.random.default_rng(3)), x, y,
+                             32, O.OptimizerConfig("adam"), parallel=parallel)
+        assert steps.sparse and steps.parts == (2 if parallel else 1)
+        order = np.random.default_rng(1).permutation(len(x))
+        for first, last in zip(cuts[:-1], cuts[1:]):
+            assert steps.steps(order, first, last, np.full(last - first, 1e-2, np.float32)) == -1
+        runs.append((steps.flat.copy(), steps.progress[step_kernels.LOSS_SUM]))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1] > 0
+
+
 @pytest.mark.parametrize("parallel_cost", [1.0, 3.0])
 def test_training_keeps_to_the_kernel_that_is_faster_as_it_goes(monkeypatch, parallel_cost):
     """The trainer times every chunk (here a fake clock: a step costs 2 units on one thread and
