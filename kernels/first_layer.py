@@ -29,15 +29,17 @@ def add_parts(y, lo, nb, parts, count, background):
     """y = rows lo .. of x @ W0 for a sparse first layer: the parts' products (phase 0) added up,
     part by part, each with its block's background * column sums. y shares no memory with parts'
     arrays (noalias, _jit.py)."""
-    d_out = y.shape[1]
-    for i in range(y.shape[0]):
+    rows, d_out = y.shape
+    for i in range(rows):
         for j in range(d_out):
             y[i, j] = 0.0
-        for p in range(count):
-            block, sums = _view2(parts.partial[p], 0, nb, d_out), parts.sums[p]
-            if background != 0:
+    for p in range(count):  # a view per part, not per row: each one counts references to the buffer
+        block, sums = _view2(parts.partial[p], 0, nb, d_out), parts.sums[p]
+        if background != 0:
+            for i in range(rows):
                 for j in range(d_out):
                     y[i, j] += background * sums[j] + block[lo + i, j]
-            else:
+        else:
+            for i in range(rows):
                 for j in range(d_out):
                     y[i, j] += block[lo + i, j]
