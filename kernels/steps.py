@@ -142,7 +142,7 @@ def _steps(data, net, opt, buf, parts, order, batch_size, first, last, learning_
             saved = mxcsr()
             set_mxcsr(saved | FLUSH_SUBNORMALS)
             _weights_pass(data, net, opt, buf, parts, np.int64(k), count, rate, rows)
-            if ahead:  # the next step's phase 0 reads the block of W0 this part has just updated, and no other
+            if ahead:  # the next step's phase 0 reads only the block of W0 this part has just updated
                 first_layer_pass(data, net, parts, np.int64(k), count, _batch(order, s + 1, batch_size, n))
             set_mxcsr(saved)
         _step_done(s, nb, parts.hits, buf.progress)

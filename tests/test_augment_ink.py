@@ -119,7 +119,8 @@ def test_realistic_on_standardized_inputs_is_realistic_on_raw_ones(mnist_splits)
     assert np.abs(raw - A.augment_batch(A.augmentation("elastic"), x, np.random.default_rng(5))).max() > 0.1
 
 
-@pytest.mark.parametrize("ink", [{"thickness": 1.0}, {"low_res": 8, "noise": 0.1}, {"blur": 1.0, "contrast": 0.5},
+@pytest.mark.parametrize("ink", [{"thickness": 1.0}, {"low_res": 8, "noise": 0.1},
+                                 {"blur": 1.0, "contrast": 0.5},
                                  {"thickness": 1.0, "blur": 1.0, "low_res": 10, "contrast": 0.5, "noise": 0.05}])
 def test_a_batch_is_its_warp_then_its_ink_changes(mnist_splits, ink):
     """augment_batch runs the warp and the ink kernels in one pass over each share of the images:

@@ -11,6 +11,8 @@ first layer's non-background inputs only), so its runs agree to a looser round-o
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -373,7 +375,7 @@ def test_steps_in_chunks_train_as_the_steps_in_one_call(monkeypatch, parallel):
                              32, O.OptimizerConfig("adam"), parallel=parallel)
         assert steps.sparse and steps.parts == (2 if parallel else 1)
         order = np.random.default_rng(1).permutation(len(x))
-        for first, last in zip(cuts[:-1], cuts[1:]):
+        for first, last in itertools.pairwise(cuts):
             assert steps.steps(order, first, last, np.full(last - first, 1e-2, np.float32)) == -1
         runs.append((steps.flat.copy(), steps.progress[step_kernels.LOSS_SUM]))
     np.testing.assert_array_equal(runs[0][0], runs[1][0])

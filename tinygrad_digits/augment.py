@@ -119,13 +119,8 @@ def _side(images: np.ndarray) -> int:
     return side
 
 
-def warp(
-    images: np.ndarray,
-    matrices: np.ndarray,
-    offsets: np.ndarray,
-    fields: np.ndarray | None = None,
-    fill: float = 0.0,
-) -> np.ndarray:
+def warp(images: np.ndarray, matrices: np.ndarray, offsets: np.ndarray, fields: np.ndarray | None = None,
+         fill: float = 0.0) -> np.ndarray:
     """Resample each image through its transform (deterministic; see ``kernels/augment``).
 
     images (n, side * side) float; matrices (n, 2, 2) map output to input coordinates about
@@ -224,7 +219,8 @@ class _InkDraws:
 
         self.stages = [name for name in ("thickness", "blur", "low_res") if getattr(config, name)]
         if config.thickness:
-            self.thickness = np.ascontiguousarray(rng.uniform(-config.thickness / 2, config.thickness, n) * chosen())
+            amounts = rng.uniform(-config.thickness / 2, config.thickness, n)
+            self.thickness = np.ascontiguousarray(amounts * chosen())
         if config.blur:
             self.blur = np.ascontiguousarray(rng.uniform(0, config.blur, n) * chosen())
         if config.low_res:
@@ -233,14 +229,16 @@ class _InkDraws:
         self.gamma, self.paper = np.zeros((0, 1), dtype), np.zeros(n, dtype)
         if config.contrast:
             on = np.flatnonzero(chosen())
-            self.gamma = np.exp(rng.uniform(-config.contrast, config.contrast, len(on))).astype(dtype)[:, None]
+            gamma = np.exp(rng.uniform(-config.contrast, config.contrast, len(on)))
+            self.gamma = gamma.astype(dtype)[:, None]
             self.toned[on], self.paper[on] = np.arange(len(on)), rng.uniform(0, config.contrast / 4, len(on))
         self.noisy, self.sigma = np.full(n, -1, np.int64), np.zeros(n, dtype)  # noisy: a row of normals
         self.normals = np.zeros((0, side * side), dtype)
         if config.noise:
             on = np.flatnonzero(chosen())
             self.noisy[on], self.sigma[on] = np.arange(len(on)), rng.uniform(0, config.noise, len(on))
-            self.normals = rng.standard_normal((len(on), side * side), dtype=np.float32).astype(dtype, copy=False)
+            normals = rng.standard_normal((len(on), side * side), dtype=np.float32)
+            self.normals = normals.astype(dtype, copy=False)
         self.stages += ["peak_one"] * self.raw + ["tone"] * bool(config.contrast or config.noise)
 
 
