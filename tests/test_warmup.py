@@ -15,6 +15,8 @@ def test_an_empty_cache_is_cold(tmp_path, monkeypatch):
 
 
 def test_a_cache_warmed_up_from_these_sources_with_every_kernel_module_is_warm(tmp_path, monkeypatch):
+    from numba.core import config
+
     from tinygrad_digits.kernels._jit import source_stamp
 
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
@@ -26,6 +28,15 @@ def test_a_cache_warmed_up_from_these_sources_with_every_kernel_module_is_warm(t
     (tmp_path / warmup.STAMP_FILE).write_text("0" * 64)
     assert not warmup.kernels_cached()  # it ran on other kernel sources (an upgrade, an edit)
     (tmp_path / warmup.STAMP_FILE).write_text(source_stamp())
+    assert not warmup.kernels_cached()  # these sources, but no CPU target: an older stamp
+    (tmp_path / warmup.STAMP_FILE).write_text(warmup.cache_stamp())
+    assert warmup.kernels_cached()
+    monkeypatch.setattr(config, "CPU_NAME", "haswell")  # what NUMBA_CPU_NAME=haswell sets
+    monkeypatch.setattr(config, "CPU_FEATURES", "")
+    assert warmup.cache_stamp().split()[0] == source_stamp()
+    assert not warmup.kernels_cached()  # warmed up for another CPU target: its kernels would compile again
+    monkeypatch.undo()
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
     assert warmup.kernels_cached()
     (nested / f"{warmup.KERNEL_MODULES[-1]}.some_kernel-12.py311.nbi").unlink()
     assert not warmup.kernels_cached()  # one module missing
@@ -53,7 +64,8 @@ def test_warm_up_compiles_the_float32_training_kernels_and_says_so_in_the_cache(
     stamp = Path(os.environ["NUMBA_CACHE_DIR"]) / warmup.STAMP_FILE
     stamp.unlink(missing_ok=True)
     warmup.warm_up()
-    assert stamp.read_text() == source_stamp() and warmup.kernels_cached()
+    assert stamp.read_text() == warmup.cache_stamp() and warmup.kernels_cached()
+    assert stamp.read_text().split()[0] == source_stamp()
     for module in ("dense", "dropout", "softmax", "optim", "augment", "ink"):
         kernels = importlib.import_module(f"tinygrad_digits.kernels.{module}")
         for name in dir(kernels):

@@ -14,6 +14,7 @@ assumed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -24,7 +25,7 @@ import numpy as np
 
 KERNEL_MODULES = ("activations", "dense", "dropout", "softmax", "optim", "fused", "steps", "sparse", "augment",
                   "ink", "conv")
-# in the cache folder: the kernel sources' stamp (kernels/_jit.source_stamp) warm_up last compiled
+# in the cache folder: the kernel sources and CPU target (cache_stamp) warm_up last compiled for
 STAMP_FILE = "tinygrad-digits-kernels.stamp"
 # in the cache folder: which fused training kernel is faster here (choose_threads), as JSON
 THREADS_FILE = "tinygrad-digits-threads.json"
@@ -34,14 +35,14 @@ CHOICE_ROUNDS = 7
 
 
 def kernels_cached() -> bool:
-    """True when warm_up filled the cache from the kernel sources installed now, and it holds an
-    index for every kernel module. A cold cache, or one from other sources (an upgrade, an edit,
-    whose kernels would all compile again as they are called), is not."""
-    from .kernels._jit import source_stamp
-
+    """True when warm_up filled the cache from the kernel sources installed now, for the CPU target
+    they compile for now, and it holds an index for every kernel module. A cold cache, or one from
+    other sources (an upgrade, an edit) or for another target (NUMBA_CPU_NAME or
+    NUMBA_CPU_FEATURES set, another CPU sharing the folder), whose kernels would all compile again
+    as they are called, is not."""
     root = _cache_root()
     try:
-        if root is None or (root / STAMP_FILE).read_text() != source_stamp():
+        if root is None or (root / STAMP_FILE).read_text() != cache_stamp():
             return False
     except (OSError, UnicodeDecodeError):
         return False
@@ -185,11 +186,23 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _write_stamp() -> None:
-    """Record the sources the cache now holds."""
-    from .kernels._jit import source_stamp
+def cache_stamp() -> str:
+    """The kernel sources (kernels/_jit.source_stamp) and the CPU target Numba compiles them for:
+    its CPU name and features, as set (NUMBA_CPU_NAME, NUMBA_CPU_FEATURES, kernels/_vectors) or
+    the host's."""
+    from .kernels._jit import source_stamp  # first: the kernels package sets Numba up (kernels/__init__)
 
-    _write_text(STAMP_FILE, source_stamp())
+    from llvmlite import binding  # noqa: I001
+    from numba.core import codegen, config
+
+    name = config.CPU_NAME or binding.get_host_cpu_name()
+    target = f"{name} {config.CPU_FEATURES or codegen.get_host_cpu_features()}"
+    return f"{source_stamp()} {hashlib.sha256(target.encode()).hexdigest()[:16]}"
+
+
+def _write_stamp() -> None:
+    """Record the sources and the CPU target of the kernels the cache now holds."""
+    _write_text(STAMP_FILE, cache_stamp())
 
 
 def _write_json(name: str, value: dict) -> None:
