@@ -9,8 +9,9 @@ constants below.
 
 A step runs in two phases over the ``parts``, three with a sparse first layer:
 
-0. a sparse first layer (first_layer.py, ``first_layer_pass``): part t takes its block of W0's rows (below) and
-   multiplies the whole batch's inputs in those columns by it (``PartBuffers.partial[t]``).
+0. a sparse first layer (first_layer.py, ``first_layer_pass``): part t takes its block of W0's
+   rows (below) and multiplies the whole batch's inputs in those columns by it
+   (``PartBuffers.partial[t]``).
 1. rows (``_rows_pass``): part t takes the batch rows [nb t / parts, nb (t + 1) / parts). It
    runs them forward through every layer (a sparse first layer's products are the parts'
    partial ones added up), takes their softmax cross-entropy, carries the loss gradient back to
@@ -55,6 +56,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import kernel
+from .first_layer import add_parts, first_layer_pass
 from .floatenv import FLUSH_SUBNORMALS, mxcsr, set_mxcsr
 from .fused import (
     ACT,
@@ -72,7 +74,6 @@ from .fused import (
 )
 from .optim import adam_update, momentum_update, sgd_update
 from .softmax import softmax_cross_entropy_rows
-from .first_layer import add_parts, first_layer_pass
 from .sparse import block_weight_grad
 
 # hyper (HYPER_SIZE,), in the params' dtype

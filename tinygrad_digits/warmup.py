@@ -190,9 +190,9 @@ def cache_stamp() -> str:
     """The kernel sources (kernels/_jit.source_stamp) and the CPU target Numba compiles them for:
     its CPU name and features, as set (NUMBA_CPU_NAME, NUMBA_CPU_FEATURES, kernels/_vectors) or
     the host's."""
-    from .kernels._jit import source_stamp  # first: the kernels package sets Numba up (kernels/__init__)
-
-    from llvmlite import binding  # noqa: I001
+    # first: the kernels package sets Numba up before Numba loads (kernels/__init__)
+    from .kernels._jit import source_stamp  # noqa: I001
+    from llvmlite import binding
     from numba.core import codegen, config
 
     name = config.CPU_NAME or binding.get_host_cpu_name()
