@@ -135,6 +135,100 @@ def test_dense_rows_forward_is_the_dense_product(seed, n, d, m, background, frac
     np.testing.assert_allclose(y, x @ w, rtol=1e-10, atol=1e-10)
 
 
+ROW_CASES = dict(
+    seed=st.integers(0, 2**16),
+    m=st.one_of(st.integers(1, 40), st.integers(100, 300)),  # under a vector, a few, more than a pass holds
+    entries=st.integers(0, 30),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+
+
+def row_entries(seed, m, entries, dtype, d=60):
+    rng = np.random.default_rng(seed)
+    indices = np.sort(rng.choice(d, entries, replace=False)).astype(np.uint16)
+    return rng, rng.normal(0, 1, entries).astype(dtype), indices, rng.normal(0, 1, (d, m)).astype(dtype)
+
+
+@settings(max_examples=80, deadline=None)
+@given(**ROW_CASES)
+def test_a_row_adds_its_entries_one_at_a_time_in_order_to_the_bit(seed, m, entries, dtype):
+    """_add_rows holds the row in vector registers: each element must still be the plain loop's
+    sum, entry after entry, rounded after every multiply and every add (no fused multiply-add)."""
+    rng, values, indices, w = row_entries(seed, m, entries, dtype)
+    out = rng.normal(0, 1, (3, m)).astype(dtype)
+    expected = out.copy()
+    lo, hi = entries // 3, entries
+    for p in range(lo, hi):
+        expected[1] = expected[1] + values[p] * w[indices[p]]
+    sparse._add_rows(out, 1, values, indices, lo, hi, w)
+    assert out.tobytes() == expected.tobytes()
+
+
+@settings(max_examples=80, deadline=None)
+@given(**ROW_CASES, first=st.integers(0, 5))
+def test_an_entry_adds_its_scaled_row_of_dz_to_its_row_of_dw_to_the_bit(seed, m, entries, dtype, first):
+    """_add_outer holds dz's row in vector registers: every row of dw gets the plain loop's value."""
+    rng, values, indices, _ = row_entries(seed, m, entries, dtype)
+    indices = (indices + first).astype(np.uint16)
+    dz = rng.normal(0, 1, (2, m)).astype(dtype)
+    dw = rng.normal(0, 1, (60, m)).astype(dtype)
+    expected = dw.copy()
+    for p in range(entries):
+        expected[indices[p] - first] = expected[indices[p] - first] + values[p] * dz[1]
+    sparse._add_outer(dw, first, values, indices, 0, entries, dz, 1)
+    assert dw.tobytes() == expected.tobytes()
+
+
+def test_a_vector_is_as_wide_as_the_registers_numba_compiles_for():
+    """64 bytes where the compiled code may use AVX-512, else 32: read from Numba's target, so a
+    Numba that no longer tells would show here, not as a silent halving of the width."""
+    from numba import njit
+    from numba.core import codegen, config
+
+    from tinygrad_digits.kernels.row_sums import lanes
+
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else codegen.get_host_cpu_features()
+    width = njit(lambda a: lanes(a))
+    for dtype in (np.float32, np.float64):
+        elements = width(np.zeros((1, 1), dtype))
+        assert elements * np.dtype(dtype).itemsize == (64 if "+avx512f" in features.split(",") else 32)
+
+
+def test_the_row_kernels_agree_to_the_bit_on_a_cpu_without_avx512(tmp_path):
+    """Compiled for Haswell (AVX2: vectors of 32 bytes, not 64), the row kernels give the same
+    bits as the plain loop, in a process of their own with a cache of its own."""
+    import os
+    import subprocess
+    import sys
+
+    code = """if True:
+        import numpy as np
+        from numba import njit
+        from tinygrad_digits.kernels import sparse
+        from tinygrad_digits.kernels.row_sums import lanes
+        width = njit(lambda a: lanes(a))
+        rng = np.random.default_rng(0)
+        for dtype in (np.float32, np.float64):
+            assert width(np.zeros((1, 1), dtype)) * np.dtype(dtype).itemsize == 32
+            for m in (5, 8, 72, 100, 128, 201):
+                w = rng.normal(size=(40, m)).astype(dtype)
+                values, indices = rng.normal(size=12).astype(dtype), np.arange(1, 37, 3).astype(np.uint16)
+                out, dw = np.zeros((1, m), dtype), np.zeros((40, m), dtype)
+                sparse._add_rows(out, 0, values, indices, 0, 12, w)
+                sparse._add_outer(dw, 0, values, indices, 0, 12, w, 2)
+                row = np.zeros(m, dtype)
+                for p in range(12):
+                    row = row + values[p] * w[indices[p]]
+                    assert dw[indices[p]].tobytes() == (values[p] * w[2]).tobytes()
+                assert out[0].tobytes() == row.tobytes()
+        print("same")
+    """
+    env = {**os.environ, "NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": ""}
+    env["NUMBA_CACHE_DIR"] = str(tmp_path)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert done.stdout.strip() == "same", done.stderr[-2000:]
+
+
 def test_a_prefetch_changes_no_value():
     from numba import njit
 
