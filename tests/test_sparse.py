@@ -225,7 +225,8 @@ def test_the_row_kernels_agree_to_the_bit_on_a_cpu_without_avx512(tmp_path):
     """
     env = {**os.environ, "NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": ""}
     env["NUMBA_CACHE_DIR"] = str(tmp_path)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600,
+                          check=False)
     assert done.stdout.strip() == "same", done.stderr[-2000:]
 
 
